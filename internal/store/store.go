@@ -1,0 +1,206 @@
+// Package store is the storage boundary: every durable fact of Lobby lives
+// behind the Store interface, implemented on embedded SQLite (standalone)
+// and PostgreSQL (cluster) with one schema and one shared test suite
+// (storetest).
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"lobby/internal/lobby"
+)
+
+// Sentinel errors. Implementations wrap them so callers test with errors.Is.
+var (
+	// ErrNotFound: no row matches (unknown ID, used or expired ticket).
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: a unique constraint or a state check failed (name taken,
+	// desktop already assigned).
+	ErrConflict = errors.New("conflict")
+	// ErrExhausted: AssignFree found no free running desktop in the pool.
+	ErrExhausted = errors.New("no free desktop")
+)
+
+// Dialects.
+const (
+	SQLite   = "sqlite"
+	Postgres = "postgres"
+)
+
+// ListOptions pages a list by ID: items with ID greater than After, at most
+// Limit of them (0 means DefaultLimit; more than MaxLimit is capped).
+type ListOptions struct {
+	After string
+	Limit int
+}
+
+// Page sizes.
+const (
+	DefaultLimit = 100
+	MaxLimit     = 1000
+)
+
+// Token is an API bearer token. Only its SHA-256 hash is stored.
+type Token struct {
+	ID      string
+	UserID  string
+	Hash    string // hex SHA-256 of the secret
+	Name    string // "login", or a name given by the user
+	Created time.Time
+	Expires time.Time
+	Revoked bool
+}
+
+// Ticket authorizes one WebSocket upgrade to one desktop's console for one
+// user, once, until Expires. Only its hash is stored.
+type Ticket struct {
+	Hash      string
+	UserID    string
+	DesktopID string
+	Created   time.Time
+	Expires   time.Time
+}
+
+// DesktopFilter narrows ListDesktops; zero fields match everything.
+type DesktopFilter struct {
+	PoolID     string
+	HostID     string
+	AssignedTo string
+	Power      lobby.PowerState
+}
+
+// AssignmentFilter narrows ListAssignments; zero fields match everything.
+type AssignmentFilter struct {
+	UserID    string
+	DesktopID string
+	PoolID    string
+	PolicyID  string
+	// Disconnected, when true, keeps only assignments whose session is not
+	// connected (DisconnectedAt set).
+	Disconnected bool
+}
+
+// AuditFilter narrows ListAudit; zero fields match everything. Query
+// matches a substring of actor, action, target or detail.
+type AuditFilter struct {
+	Query string
+	Since time.Time
+	// Before pages backwards: events with ID < Before (0 means newest).
+	Before int64
+	Limit  int
+}
+
+// PoolCounts summarizes a pool's desktops.
+type PoolCounts struct {
+	Total    int // all desktops in the pool, in any state
+	Free     int // running and unassigned: ready to hand out
+	Assigned int
+	Pending  int // creating or starting
+}
+
+// Queries is everything that can be done in or out of a transaction.
+// Methods return ErrNotFound for unknown IDs and ErrConflict for unique
+// violations, wrapped.
+type Queries interface {
+	// Users. The password hash is stored beside the user, never returned
+	// except by GetUserByName for checking a sign-in.
+	CreateUser(ctx context.Context, u *lobby.User, passwordHash string) error
+	GetUser(ctx context.Context, id string) (*lobby.User, error)
+	GetUserByName(ctx context.Context, username string) (u *lobby.User, passwordHash string, err error)
+	ListUsers(ctx context.Context, opt ListOptions) ([]lobby.User, error)
+	UpdateUser(ctx context.Context, u *lobby.User) error // role, groups, disabled
+	SetPassword(ctx context.Context, userID, passwordHash string) error
+	DeleteUser(ctx context.Context, id string) error
+	CountUsersWithRole(ctx context.Context, role lobby.Role) (int, error)
+	// LockUser serializes concurrent transactions of one user (SELECT FOR
+	// UPDATE on PostgreSQL; SQLite transactions are already serial).
+	LockUser(ctx context.Context, userID string) error
+
+	// API tokens.
+	CreateToken(ctx context.Context, t *Token) error
+	GetToken(ctx context.Context, hash string) (*Token, error)
+	RevokeToken(ctx context.Context, id string) error
+	RevokeUserTokens(ctx context.Context, userID string) error
+	DeleteExpiredTokens(ctx context.Context, now time.Time) (int, error)
+
+	// Console tickets. RedeemTicket marks the ticket used and returns it in
+	// one statement; it returns ErrNotFound when the ticket is unknown,
+	// already used, or expired at now.
+	CreateTicket(ctx context.Context, t *Ticket) error
+	RedeemTicket(ctx context.Context, hash string, now time.Time) (*Ticket, error)
+
+	// Hosts. UpsertHost inserts or updates by name and sets h.ID.
+	UpsertHost(ctx context.Context, h *lobby.Host) error
+	GetHost(ctx context.Context, id string) (*lobby.Host, error)
+	GetHostByName(ctx context.Context, name string) (*lobby.Host, error)
+	ListHosts(ctx context.Context, opt ListOptions) ([]lobby.Host, error)
+	SetHostState(ctx context.Context, id string, state lobby.HostState, siteID int, seen time.Time) error
+
+	// Desktops. Names are unique per host.
+	CreateDesktop(ctx context.Context, d *lobby.Desktop) error
+	GetDesktop(ctx context.Context, id string) (*lobby.Desktop, error)
+	GetDesktopByName(ctx context.Context, hostID, name string) (*lobby.Desktop, error)
+	ListDesktops(ctx context.Context, f DesktopFilter, opt ListOptions) ([]lobby.Desktop, error)
+	UpdateDesktop(ctx context.Context, d *lobby.Desktop) error // every mutable field; sets Updated
+	SetDesktopPower(ctx context.Context, id string, power lobby.PowerState, consolePort int) error
+	DeleteDesktop(ctx context.Context, id string) error
+	PoolCounts(ctx context.Context, poolID string) (PoolCounts, error)
+
+	// Pools. DeletePool returns ErrConflict while desktops remain in it.
+	CreatePool(ctx context.Context, p *lobby.Pool) error
+	GetPool(ctx context.Context, id string) (*lobby.Pool, error)
+	GetPoolByName(ctx context.Context, name string) (*lobby.Pool, error)
+	ListPools(ctx context.Context, opt ListOptions) ([]lobby.Pool, error)
+	UpdatePool(ctx context.Context, p *lobby.Pool) error
+	DeletePool(ctx context.Context, id string) error
+
+	// Policies.
+	CreatePolicy(ctx context.Context, p *lobby.Policy) error
+	GetPolicy(ctx context.Context, id string) (*lobby.Policy, error)
+	GetPolicyByName(ctx context.Context, name string) (*lobby.Policy, error)
+	ListPolicies(ctx context.Context, opt ListOptions) ([]lobby.Policy, error)
+	UpdatePolicy(ctx context.Context, p *lobby.Policy) error
+	DeletePolicy(ctx context.Context, id string) error
+
+	// Assignments. AssignFree atomically takes one running, unassigned
+	// desktop of a.PoolID, marks it assigned to a.UserID, inserts a (setting
+	// a.ID, a.DesktopID, a.Created) and returns the desktop; ErrExhausted
+	// when there is none. Two concurrent calls never get the same desktop.
+	AssignFree(ctx context.Context, a *lobby.Assignment) (*lobby.Desktop, error)
+	// AssignDesktop assigns a given unassigned desktop (persistent
+	// re-assignment, admin assign); ErrConflict when it is taken.
+	AssignDesktop(ctx context.Context, a *lobby.Assignment) error
+	GetAssignment(ctx context.Context, id string) (*lobby.Assignment, error)
+	ListAssignments(ctx context.Context, f AssignmentFilter) ([]lobby.Assignment, error)
+	// SetConnected records a session connecting (connected=true clears
+	// DisconnectedAt) or disconnecting (sets DisconnectedAt to at).
+	SetConnected(ctx context.Context, assignmentID string, connected bool, at time.Time) error
+	// DeleteAssignment removes the assignment and clears the desktop's
+	// AssignedTo in the same transaction.
+	DeleteAssignment(ctx context.Context, id string) error
+
+	// Audit log: append-only, listed newest first.
+	AppendAudit(ctx context.Context, e *lobby.AuditEvent) error
+	ListAudit(ctx context.Context, f AuditFilter) ([]lobby.AuditEvent, error)
+
+	// Settings: small named values (cluster CA, feature flags).
+	GetSetting(ctx context.Context, key string) (string, error)
+	SetSetting(ctx context.Context, key, value string) error
+}
+
+// Store is a connection to the database.
+type Store interface {
+	Queries
+	// InTx runs fn in one transaction, committed when fn returns nil.
+	// On SQLite it holds the single writer; on PostgreSQL it is READ
+	// COMMITTED, with LockUser and row locks where a rule needs them.
+	InTx(ctx context.Context, fn func(q Queries) error) error
+	// Dialect is SQLite or Postgres.
+	Dialect() string
+	// SchemaVersion is the migration version the database is at.
+	SchemaVersion(ctx context.Context) (int64, error)
+	Ping(ctx context.Context) error
+	Close() error
+}
