@@ -1,0 +1,208 @@
+package assign
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"lobby/internal/lobby"
+	"lobby/internal/store"
+)
+
+// Stock keeps one pool provisioned: at least MinSize desktops, at least
+// MinFree of them free and running (or on their way), never more than
+// MaxSize. It starts stopped free desktops before creating new ones, and
+// records new desktops in the store (power "creating") before queueing
+// their provisioning, so a second pass never creates them twice. hosts
+// are the IDs of hosts that can take new desktops.
+func (s *Service) Stock(ctx context.Context, poolID string, hosts []string) error {
+	pool, err := s.Store.GetPool(ctx, poolID)
+	if err != nil {
+		return err
+	}
+	all, err := s.poolDesktops(ctx, pool.ID)
+	if err != nil {
+		return err
+	}
+	ready, idle := 0, []lobby.Desktop{}
+	names := map[string]bool{}
+	for _, d := range all {
+		names[d.Name] = true
+		if d.AssignedTo != "" {
+			continue
+		}
+		switch d.Power {
+		case lobby.PowerRunning, lobby.PowerStarting, lobby.PowerCreating:
+			ready++
+		case lobby.PowerStopped, lobby.PowerSuspended:
+			idle = append(idle, d)
+		}
+	}
+	need := pool.MinFree - ready
+	for i := 0; i < need && i < len(idle); i++ {
+		op := "start"
+		if idle[i].Power == lobby.PowerSuspended {
+			op = "resume"
+		}
+		if err := s.Store.SetDesktopPower(ctx, idle[i].ID, lobby.PowerStarting, 0); err != nil {
+			return err
+		}
+		if _, err := s.Queue.Power(ctx, idle[i].ID, op); err != nil {
+			return err
+		}
+	}
+	need -= len(idle)
+	create := max(pool.MinSize-len(all), need, 0)
+	create = min(create, pool.MaxSize-len(all))
+	if create <= 0 {
+		return nil
+	}
+	if len(hosts) == 0 {
+		return lobby.Errorf(lobby.KindUnavailable, "pool %s needs %d more desktop(s) but no host is linked: start an agent", pool.Name, create)
+	}
+	load, err := s.hostLoad(ctx, hosts)
+	if err != nil {
+		return err
+	}
+	n := 1
+	for ; create > 0; create-- {
+		for names[lobby.DesktopName(pool.NamePattern, n)] {
+			n++
+		}
+		name := lobby.DesktopName(pool.NamePattern, n)
+		names[name] = true
+		host := leastLoaded(load)
+		d := &lobby.Desktop{Name: name, HostID: host, PoolID: pool.ID, Power: lobby.PowerCreating, ConsoleKind: "vnc", Tags: []string{}, Created: s.Now()}
+		if err := s.Store.CreateDesktop(ctx, d); errors.Is(err, store.ErrConflict) {
+			create++ // a desktop of that name exists on the host outside the pool: take the next number
+			continue
+		} else if err != nil {
+			return fmt.Errorf("record new desktop %s: %w", name, err)
+		}
+		load[host]++
+		if _, err := s.Queue.Provision(ctx, d.ID, pool.Template); err != nil {
+			return err
+		}
+		s.Logger.Info("provisioning desktop", "pool", pool.Name, "desktop", name, "host", host)
+	}
+	return nil
+}
+
+func (s *Service) poolDesktops(ctx context.Context, poolID string) ([]lobby.Desktop, error) {
+	var all []lobby.Desktop
+	opt := store.ListOptions{Limit: store.MaxLimit}
+	for {
+		page, err := s.Store.ListDesktops(ctx, store.DesktopFilter{PoolID: poolID}, opt)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, page...)
+		if len(page) < opt.Limit {
+			return all, nil
+		}
+		opt.After = page[len(page)-1].ID
+	}
+}
+
+// hostLoad counts the desktops on each host.
+func (s *Service) hostLoad(ctx context.Context, hosts []string) (map[string]int, error) {
+	load := make(map[string]int, len(hosts))
+	for _, h := range hosts {
+		n := 0
+		opt := store.ListOptions{Limit: store.MaxLimit}
+		for {
+			page, err := s.Store.ListDesktops(ctx, store.DesktopFilter{HostID: h}, opt)
+			if err != nil {
+				return nil, err
+			}
+			n += len(page)
+			if len(page) < opt.Limit {
+				break
+			}
+			opt.After = page[len(page)-1].ID
+		}
+		load[h] = n
+	}
+	return load, nil
+}
+
+func leastLoaded(load map[string]int) string {
+	ids := make([]string, 0, len(load))
+	for id := range load {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	best := ids[0]
+	for _, id := range ids[1:] {
+		if load[id] < load[best] {
+			best = id
+		}
+	}
+	return best
+}
+
+// Manager runs the engine's duties on a schedule: stocking pools and the
+// timed release plans. One node runs it at a time.
+type Manager struct {
+	Service  *Service
+	Hosts    func() []string // hosts that can take new desktops
+	Interval time.Duration   // default 5 s
+	kick     chan string
+}
+
+// NewManager returns a Manager; pass its Kick to Service.Kick.
+func NewManager(s *Service, hosts func() []string) *Manager {
+	return &Manager{Service: s, Hosts: hosts, Interval: 5 * time.Second, kick: make(chan string, 64)}
+}
+
+// Kick asks for a pass over a pool soon. It never blocks.
+func (m *Manager) Kick(poolID string) {
+	select {
+	case m.kick <- poolID:
+	default:
+	}
+}
+
+// Run works until ctx ends.
+func (m *Manager) Run(ctx context.Context) {
+	t := time.NewTicker(m.Interval)
+	defer t.Stop()
+	m.Pass(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case id := <-m.kick:
+			if err := m.Service.Stock(ctx, id, m.Hosts()); err != nil && ctx.Err() == nil {
+				m.Service.Logger.Warn("stock pool", "pool", id, "err", err)
+			}
+		case <-t.C:
+			m.Pass(ctx)
+		}
+	}
+}
+
+// Pass stocks every pool and runs due releases once.
+func (m *Manager) Pass(ctx context.Context) {
+	log := m.Service.Logger
+	if n, err := m.Service.ReleaseDue(ctx); err != nil && ctx.Err() == nil {
+		log.Warn("timed releases", "err", err)
+	} else if n > 0 {
+		log.Info("released desktops by plan", "count", n)
+	}
+	pools, err := m.Service.Store.ListPools(ctx, store.ListOptions{Limit: store.MaxLimit})
+	if err != nil {
+		if ctx.Err() == nil {
+			log.Warn("list pools", "err", err)
+		}
+		return
+	}
+	hosts := m.Hosts()
+	for _, p := range pools {
+		if err := m.Service.Stock(ctx, p.ID, hosts); err != nil && ctx.Err() == nil {
+			log.Warn("stock pool", "pool", p.Name, "err", err)
+		}
+	}
+}
