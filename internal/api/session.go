@@ -1,0 +1,193 @@
+package api
+
+import (
+	"net/http"
+	"time"
+
+	"lobby/internal/httpjson"
+	"lobby/internal/lobby"
+	"lobby/internal/store"
+)
+
+type loginRequest struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+type loginResponse struct {
+	Token   string      `json:"token"`
+	Expires time.Time   `json:"expires"`
+	User    *lobby.User `json:"user"`
+}
+
+func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
+	var req loginRequest
+	if err := httpjson.Decode(w, r, &req); err != nil {
+		return err
+	}
+	if req.Username == "" || req.Password == "" {
+		return lobby.Errorf(lobby.KindInvalid, "username and password are required")
+	}
+	secret, tok, u, err := s.Auth.Login(r.Context(), req.Username, req.Password)
+	if err != nil {
+		if lobby.ErrorKind(err) == lobby.KindUnauthorized {
+			_ = s.Store.AppendAudit(r.Context(), &lobby.AuditEvent{At: s.Auth.Now(), Actor: req.Username, Action: "user.login_failed", Target: req.Username, Remote: remote(r)})
+		}
+		return err
+	}
+	if err := s.Store.AppendAudit(r.Context(), &lobby.AuditEvent{At: s.Auth.Now(), Actor: u.Username, Action: "user.login", Target: u.ID, Remote: remote(r)}); err != nil {
+		return err
+	}
+	httpjson.Write(w, http.StatusOK, loginResponse{Token: secret, Expires: tok.Expires, User: u})
+	return nil
+}
+
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) error {
+	if err := s.Store.RevokeToken(r.Context(), tokenOf(r).ID); err != nil {
+		return storeErr(err, "token")
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) me(w http.ResponseWriter, r *http.Request) error {
+	httpjson.Write(w, http.StatusOK, userOf(r))
+	return nil
+}
+
+type connectRequest struct {
+	Pool string `json:"pool"`
+}
+
+type connectResponse struct {
+	Desktop    *lobby.Desktop    `json:"desktop"`
+	Assignment *lobby.Assignment `json:"assignment"`
+	VNCURL     string            `json:"vnc_url"`
+	Ticket     string            `json:"ticket"`
+	Expires    time.Time         `json:"expires"`
+}
+
+func (s *Server) connect(w http.ResponseWriter, r *http.Request) error {
+	var req connectRequest
+	if err := httpjson.Decode(w, r, &req); err != nil {
+		return err
+	}
+	if req.Pool == "" {
+		return lobby.Errorf(lobby.KindInvalid, "pool is required: name the pool to connect to")
+	}
+	u := userOf(r)
+	g, err := s.Assign.Connect(r.Context(), u, req.Pool)
+	if err != nil {
+		return err
+	}
+	if !g.Reused {
+		s.assigns.Inc()
+	}
+	ticket, exp, err := s.Auth.IssueTicket(r.Context(), u.ID, g.Desktop.ID)
+	if err != nil {
+		return err
+	}
+	httpjson.Write(w, http.StatusOK, connectResponse{Desktop: g.Desktop, Assignment: g.Assignment, VNCURL: "/gateway/vnc?ticket=" + ticket, Ticket: ticket, Expires: exp})
+	return nil
+}
+
+type releaseRequest struct {
+	Desktop string `json:"desktop"`
+}
+
+type releaseResponse struct {
+	Released bool           `json:"released"`
+	Desktop  *lobby.Desktop `json:"desktop"`
+}
+
+func (s *Server) release(w http.ResponseWriter, r *http.Request) error {
+	var req releaseRequest
+	if err := httpjson.Decode(w, r, &req); err != nil {
+		return err
+	}
+	if req.Desktop == "" {
+		return lobby.Errorf(lobby.KindInvalid, "desktop is required: give the desktop's ID")
+	}
+	released, d, err := s.Assign.Logoff(r.Context(), userOf(r), req.Desktop)
+	if err != nil {
+		return err
+	}
+	httpjson.Write(w, http.StatusOK, releaseResponse{Released: released, Desktop: d})
+	return nil
+}
+
+func (s *Server) listAssignments(w http.ResponseWriter, r *http.Request) error {
+	u := userOf(r)
+	f := store.AssignmentFilter{UserID: u.ID}
+	if u.Role.Can(lobby.PermRead) {
+		f.UserID = r.URL.Query().Get("user")
+	}
+	as, err := s.Store.ListAssignments(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	if as == nil {
+		as = []lobby.Assignment{}
+	}
+	httpjson.Write(w, http.StatusOK, list[lobby.Assignment]{Items: as})
+	return nil
+}
+
+// offer is one pool a person may connect to, as the portal shows it.
+type offer struct {
+	Pool    *lobby.Pool       `json:"pool"`
+	Policy  string            `json:"policy"`
+	Mode    lobby.AssignMode  `json:"mode"`
+	Counts  store.PoolCounts  `json:"counts"`
+	Holding *lobby.Assignment `json:"holding,omitempty"`
+}
+
+// offers lists the pools the caller's policies give them.
+func (s *Server) offers(w http.ResponseWriter, r *http.Request) error {
+	u := userOf(r)
+	pols, err := s.Assign.PoliciesFor(r.Context(), u)
+	if err != nil {
+		return err
+	}
+	held, err := s.Store.ListAssignments(r.Context(), store.AssignmentFilter{UserID: u.ID})
+	if err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	out := []offer{}
+	for _, p := range pols {
+		for _, pid := range p.Pools {
+			if seen[pid] {
+				continue
+			}
+			seen[pid] = true
+			o, err := s.offerOf(r, u, pid, &p, held)
+			if err != nil {
+				return err
+			}
+			if o != nil {
+				out = append(out, *o)
+			}
+		}
+	}
+	httpjson.Write(w, http.StatusOK, list[offer]{Items: out})
+	return nil
+}
+
+func (s *Server) offerOf(r *http.Request, u *lobby.User, poolID string, p *lobby.Policy, held []lobby.Assignment) (*offer, error) {
+	pool, err := s.Store.GetPool(r.Context(), poolID)
+	if err != nil {
+		return nil, nil // a policy may name a pool deleted since
+	}
+	c, err := s.Store.PoolCounts(r.Context(), pool.ID)
+	if err != nil {
+		return nil, err
+	}
+	o := &offer{Pool: pool, Policy: p.Name, Mode: p.Mode, Counts: c}
+	for i := range held {
+		if held[i].PoolID == pool.ID {
+			o.Holding = &held[i]
+		}
+	}
+	return o, nil
+}
