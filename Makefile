@@ -1,0 +1,50 @@
+# Lobby. `make run` starts a standalone node with demo desktops;
+# `make test` runs every test against real SQLite, PostgreSQL and Xvnc.
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X main.version=$(VERSION)
+DATA     ?= ./lobby-data
+# The whole suite stays well under CI's limit on 2 cores.
+TEST_TIMEOUT ?= 20m
+
+.PHONY: all build run test test-short vet fuzz bench deps deps-test clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/lobby ./cmd/lobby
+
+deps:
+	@scripts/install-deps.sh run
+
+deps-test:
+	@scripts/install-deps.sh test
+
+## run: a standalone node on embedded SQLite with a demo pool of real desktops.
+run: deps build
+	./bin/lobby dev --data $(DATA)
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l cmd internal)" || { echo "gofmt would change:"; gofmt -l cmd internal; exit 1; }
+
+## test: vet, then every test with -race, with a throwaway PostgreSQL server.
+test: deps-test vet
+	$(GO) run ./cmd/withpg -- $(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+
+## test-short: the same without -race, for a quick local loop.
+test-short: deps-test
+	$(GO) run ./cmd/withpg -- $(GO) test -timeout $(TEST_TIMEOUT) ./...
+
+## fuzz: fuzz the API's JSON decoding for a while (FUZZTIME=30s).
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test ./internal/httpjson -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/rfb -run '^$$' -fuzz FuzzServeNone -fuzztime $(FUZZTIME)
+
+## bench: the benchmark harnesses; see BENCHMARKS.md for what each measures.
+bench: build deps-test
+	$(GO) run ./cmd/withpg -- ./bin/lobby bench all
+
+clean:
+	rm -rf bin
