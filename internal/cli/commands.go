@@ -1,0 +1,171 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+)
+
+// command is one `lobby <noun> <verb>` (or single-word) command. setup
+// declares its flags on fs and returns the function that runs it, so a
+// command's flags and their use stay side by side.
+type command struct {
+	name    string // "pools add"
+	args    string // positional arguments for the usage line, e.g. "NAME"
+	summary string
+	minArgs int
+	maxArgs int // -1: any number
+	setup   func(fs *flag.FlagSet) runFunc
+}
+
+type runFunc func(ctx context.Context, r *runner, args []string) error
+
+// commands lists every command in the order help prints them.
+var commands = []*command{
+	{name: "login", summary: "sign in and remember the server and token", maxArgs: 0, setup: loginCmd},
+	{name: "logout", summary: "revoke the token and forget it", maxArgs: 0, setup: logoutCmd},
+	{name: "whoami", summary: "show the signed-in user", maxArgs: 0, setup: whoamiCmd},
+	{name: "version", summary: "print the client's (and the server's) version", maxArgs: 0, setup: versionCmd},
+	{name: "connect", args: "POOL", summary: "get a desktop and serve its console to a local VNC viewer", minArgs: 1, maxArgs: 1, setup: connectCmd},
+	{name: "release", args: "DESKTOP", summary: "log off from a desktop and give it back", minArgs: 1, maxArgs: 1, setup: releaseCmd},
+	{name: "assignments list", summary: "list your assignments (everyone's for operators)", maxArgs: 0, setup: assignmentsList},
+
+	{name: "pools list", summary: "list pools with their desktop counts", maxArgs: 0, setup: poolsList},
+	{name: "pools show", args: "POOL", summary: "show a pool", minArgs: 1, maxArgs: 1, setup: poolsShow},
+	{name: "pools add", args: "NAME", summary: "create a pool", minArgs: 1, maxArgs: 1, setup: poolsAdd},
+	{name: "pools rm", args: "POOL", summary: "delete a pool", minArgs: 1, maxArgs: 1, setup: poolsRm},
+
+	{name: "desktops list", summary: "list desktops", maxArgs: 0, setup: desktopsList},
+	{name: "desktops show", args: "DESKTOP", summary: "show a desktop", minArgs: 1, maxArgs: 1, setup: desktopsShow},
+	{name: "desktops start", args: "DESKTOP", summary: "power a desktop on", minArgs: 1, maxArgs: 1, setup: desktopAction("start")},
+	{name: "desktops stop", args: "DESKTOP", summary: "shut a desktop down", minArgs: 1, maxArgs: 1, setup: desktopAction("stop")},
+	{name: "desktops suspend", args: "DESKTOP", summary: "pause a desktop in memory", minArgs: 1, maxArgs: 1, setup: desktopAction("suspend")},
+	{name: "desktops resume", args: "DESKTOP", summary: "resume a suspended desktop", minArgs: 1, maxArgs: 1, setup: desktopAction("resume")},
+	{name: "desktops restart", args: "DESKTOP", summary: "restart a desktop", minArgs: 1, maxArgs: 1, setup: desktopAction("restart")},
+	{name: "desktops rm", args: "DESKTOP", summary: "delete a desktop", minArgs: 1, maxArgs: 1, setup: desktopAction("delete")},
+
+	{name: "hosts list", summary: "list hosts", maxArgs: 0, setup: hostsList},
+
+	{name: "users list", summary: "list users", maxArgs: 0, setup: usersList},
+	{name: "users show", args: "USER", summary: "show a user", minArgs: 1, maxArgs: 1, setup: usersShow},
+	{name: "users add", args: "NAME", summary: "create a user (password from LOBBY_NEW_PASSWORD or asked twice)", minArgs: 1, maxArgs: 1, setup: usersAdd},
+	{name: "users rm", args: "USER", summary: "delete a user", minArgs: 1, maxArgs: 1, setup: usersRm},
+	{name: "users passwd", args: "[USER]", summary: "set a user's password (yours by default)", maxArgs: 1, setup: usersPasswd},
+
+	{name: "policies list", summary: "list policies", maxArgs: 0, setup: policiesList},
+	{name: "policies show", args: "POLICY", summary: "show a policy", minArgs: 1, maxArgs: 1, setup: policiesShow},
+	{name: "policies add", args: "NAME", summary: "create a policy", minArgs: 1, maxArgs: 1, setup: policiesAdd},
+	{name: "policies rm", args: "POLICY", summary: "delete a policy", minArgs: 1, maxArgs: 1, setup: policiesRm},
+
+	{name: "jobs list", summary: "list background jobs", maxArgs: 0, setup: jobsList},
+	{name: "audit list", summary: "list audit events, newest first", maxArgs: 0, setup: auditList},
+}
+
+// lookup finds the command named by the first one or two words of args.
+func lookup(args []string) (*command, []string, error) {
+	var verbs []string
+	for _, c := range commands {
+		noun, verb, ok := strings.Cut(c.name, " ")
+		switch {
+		case !ok && c.name == args[0]:
+			return c, args[1:], nil
+		case ok && noun == args[0]:
+			if len(args) > 1 && verb == args[1] {
+				return c, args[2:], nil
+			}
+			verbs = append(verbs, verb)
+		}
+	}
+	if len(verbs) == 0 {
+		return nil, nil, fmt.Errorf("unknown command %q; run `lobby help` for the list", args[0])
+	}
+	if len(args) == 1 {
+		return nil, nil, fmt.Errorf("%s: missing verb: use one of %s", args[0], strings.Join(verbs, ", "))
+	}
+	return nil, nil, fmt.Errorf("%s: unknown verb %q: use one of %s", args[0], args[1], strings.Join(verbs, ", "))
+}
+
+// help prints the command list, or one command's usage.
+func help(env Env, args []string) int {
+	if len(args) == 0 {
+		printHelp(env.Stdout)
+		return ExitOK
+	}
+	cmd, _, err := lookup(args)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "lobby: %v\n", err)
+		return ExitUsage
+	}
+	fs := flag.NewFlagSet(cmd.name, flag.ContinueOnError)
+	cmd.setup(fs)
+	cmd.printUsage(env.Stdout, fs)
+	return ExitOK
+}
+
+func printHelp(w io.Writer) {
+	fmt.Fprint(w, "lobby: a connection broker for virtual desktops.\n\nUsage: lobby <command> [arguments] [flags]\n\nCommands:\n")
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	for _, c := range commands {
+		fmt.Fprintf(tw, "  %s\t%s\n", strings.TrimSpace(c.name+" "+c.args), c.summary)
+	}
+	tw.Flush()
+	fmt.Fprint(w, `
+Server-side commands (run by cmd/lobby): server, dev, agent.
+
+Every list and show takes --json. Flags may come before or after arguments.
+Run "lobby <command> -h" for a command's flags.
+
+Environment: LOBBY_SERVER and LOBBY_TOKEN override the saved login;
+LOBBY_PASSWORD is the password for "lobby login"; LOBBY_NEW_PASSWORD is the
+password for "lobby users add" and "lobby users passwd".
+
+Exit codes: 0 ok, 1 failure, 2 usage, 3 not logged in or not allowed,
+4 not found, 5 conflict.
+`)
+}
+
+// printUsage prints the command's usage line and flags.
+func (c *command) printUsage(w io.Writer, fs *flag.FlagSet) {
+	line := "lobby " + c.name
+	if c.args != "" {
+		line += " " + c.args
+	}
+	hasFlags := false
+	fs.VisitAll(func(*flag.Flag) { hasFlags = true })
+	if hasFlags {
+		line += " [flags]"
+	}
+	fmt.Fprintf(w, "usage: %s\n\n%s.\n", line, strings.ToUpper(c.summary[:1])+c.summary[1:])
+	if !hasFlags {
+		return
+	}
+	fmt.Fprint(w, "\nFlags:\n")
+	var flags []*flag.Flag
+	fs.VisitAll(func(f *flag.Flag) { flags = append(flags, f) })
+	sort.Slice(flags, func(i, j int) bool { return flags[i].Name < flags[j].Name })
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	for _, f := range flags {
+		name, usage := flag.UnquoteUsage(f)
+		if name != "" {
+			name = " " + name
+		}
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
+			usage += fmt.Sprintf(" (default %s)", f.DefValue)
+		}
+		fmt.Fprintf(tw, "  --%s%s\t%s\n", f.Name, name, usage)
+	}
+	tw.Flush()
+}
+
+// missing names the first positional argument not given.
+func (c *command) missing(have int) string {
+	words := strings.Fields(c.args)
+	if have < len(words) {
+		return "argument " + strings.Trim(words[have], "[]")
+	}
+	return "argument"
+}
