@@ -21,6 +21,9 @@ var (
 	ErrConflict = errors.New("conflict")
 	// ErrExhausted: AssignFree found no free running desktop in the pool.
 	ErrExhausted = errors.New("no free desktop")
+	// ErrSchemaTooNew: the database was migrated by a newer Lobby than this
+	// one; opening it is refused (the node would enter maintenance mode).
+	ErrSchemaTooNew = errors.New("database schema is newer than this binary")
 )
 
 // Dialects.

@@ -1,0 +1,124 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivermigrate"
+
+	"lobby/internal/store"
+	"lobby/internal/store/sqlstore"
+	"lobby/internal/store/storetest"
+)
+
+func open(tb testing.TB) *DB {
+	tb.Helper()
+	db, err := Open(context.Background(), filepath.Join(tb.TempDir(), "lobby.db"), nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestStore(t *testing.T) {
+	storetest.Exercise(t, func(t *testing.T) store.Store { return open(t) })
+}
+
+func TestSchemaVersion(t *testing.T) {
+	db := open(t)
+	v, err := db.SchemaVersion(t.Context())
+	if err != nil || v != SchemaVersion {
+		t.Fatalf("SchemaVersion = %d, %v; want %d", v, err, SchemaVersion)
+	}
+	// River's migrator sees its migrations as applied.
+	m, err := rivermigrate.New(riversqlite.New(db.Writer()), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := m.Validate(t.Context(), nil)
+	if err != nil || !res.OK {
+		t.Fatalf("rivermigrate.Validate = %+v, %v", res, err)
+	}
+}
+
+func TestReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lobby.db")
+	ctx := t.Context()
+	for range 2 {
+		db, err := Open(ctx, path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.SetSetting(ctx, "k", "v"); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+	}
+}
+
+func TestSchemaTooNew(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lobby.db")
+	db, err := Open(t.Context(), path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.Writer().Exec(`INSERT INTO `+sqlstore.VersionTable+` (version_id, is_applied) VALUES (?, 1)`, SchemaVersion+1)
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(t.Context(), path, nil)
+	if !errors.Is(err, store.ErrSchemaTooNew) {
+		t.Fatalf("Open of a newer database: %v, want ErrSchemaTooNew", err)
+	}
+	t.Log(err)
+}
+
+func TestMigrateDownAndUp(t *testing.T) {
+	db := open(t)
+	cfg := sqlstore.MigrateConfig{Dialect: store.SQLite, DB: db.Writer(), Migrations: mustSub(migrations, "migrations"), River: riverMigrations(nil)}
+	if err := sqlstore.MigrateTo(t.Context(), cfg, 0); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := db.Writer().QueryRow(`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name != ?`, sqlstore.VersionTable).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d tables left after migrating down (%v)", n, err)
+	}
+	if err := sqlstore.Migrate(t.Context(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := rivermigrate.New(riversqlite.New(db.Writer()), nil)
+	if res, err := m.Validate(t.Context(), nil); err != nil || !res.OK {
+		t.Fatalf("rivermigrate.Validate = %+v, %v", res, err)
+	}
+}
+
+func TestDirectoryNotWritable(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(t.Context(), filepath.Join(file, "lobby.db"), nil)
+	if err == nil || !strings.Contains(err.Error(), "is not writable") || !strings.Contains(err.Error(), "--data") {
+		t.Fatalf("Open under a file: %v", err)
+	}
+	t.Log(err)
+}
+
+func TestExplainAssignFree(t *testing.T) {
+	db := open(t)
+	plan, err := db.ExplainAssignFree(t.Context(), "pool_x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log("\n" + plan)
+	if !strings.Contains(plan, "desktops_free") {
+		t.Fatalf("AssignFree does not use the index desktops_free:\n%s", plan)
+	}
+}

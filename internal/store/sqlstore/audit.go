@@ -1,0 +1,79 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"lobby/internal/lobby"
+	"lobby/internal/store"
+)
+
+const auditCols = `id, at, actor, action, target, detail, remote`
+
+func scanAudit(sc scanner) (*lobby.AuditEvent, error) {
+	var e lobby.AuditEvent
+	if err := sc.Scan(&e.ID, timeCol{&e.At}, &e.Actor, &e.Action, &e.Target, &e.Detail, &e.Remote); err != nil {
+		return nil, err
+	}
+	return &e, nil
+}
+
+// AppendAudit appends e to the audit log, setting e.ID and e.At (when
+// zero).
+func (q *queries) AppendAudit(ctx context.Context, e *lobby.AuditEvent) error {
+	e.At = q.createdTime(e.At)
+	err := q.w.QueryRowContext(ctx, q.d.bind(`INSERT INTO audit (at, actor, action, target, detail, remote)
+		VALUES (?, ?, ?, ?, ?, ?) RETURNING id`), q.d.t(e.At), e.Actor, e.Action, e.Target, e.Detail, e.Remote).Scan(&e.ID)
+	if err != nil {
+		return fmt.Errorf("append audit event %q: %w", e.Action, err)
+	}
+	return nil
+}
+
+// ListAudit returns the events matching f, newest first. f.Query matches a
+// case-insensitive substring of actor, action, target or detail (ASCII
+// letters only on SQLite).
+func (q *queries) ListAudit(ctx context.Context, f store.AuditFilter) ([]lobby.AuditEvent, error) {
+	where, args := []string{"TRUE"}, []any{}
+	if f.Before > 0 {
+		where = append(where, "id < ?")
+		args = append(args, f.Before)
+	}
+	if !f.Since.IsZero() {
+		where = append(where, "at >= ?")
+		args = append(args, q.d.t(f.Since))
+	}
+	if f.Query != "" {
+		like := q.d.pick("LIKE", "ILIKE")
+		var ors []string
+		for _, col := range []string{"actor", "action", "target", "detail"} {
+			ors = append(ors, col+" "+like+` ? ESCAPE '\'`)
+			args = append(args, likePattern(f.Query))
+		}
+		where = append(where, "("+strings.Join(ors, " OR ")+")")
+	}
+	return list(ctx, q, "audit events", scanAudit,
+		`SELECT `+auditCols+` FROM audit WHERE `+strings.Join(where, " AND ")+` ORDER BY id DESC LIMIT ?`,
+		append(args, clampLimit(f.Limit))...)
+}
+
+// GetSetting returns the value of the setting; ErrNotFound.
+func (q *queries) GetSetting(ctx context.Context, key string) (string, error) {
+	var v string
+	err := q.r.QueryRowContext(ctx, q.d.bind(`SELECT value FROM settings WHERE name = ?`), key).Scan(&v)
+	if err != nil {
+		return "", noRows(err, fmt.Sprintf("setting %q", key))
+	}
+	return v, nil
+}
+
+// SetSetting sets the value of the setting, creating it if needed.
+func (q *queries) SetSetting(ctx context.Context, key, value string) error {
+	_, err := q.exec(ctx, `INSERT INTO settings (name, value) VALUES (?, ?)
+		ON CONFLICT (name) DO UPDATE SET value = excluded.value`, key, value)
+	if err != nil {
+		return fmt.Errorf("set setting %q: %w", key, err)
+	}
+	return nil
+}

@@ -1,0 +1,142 @@
+// Package sqlstore implements store.Store once, over database/sql, for both
+// SQLite and PostgreSQL. The SQL is written with ? placeholders and rebound
+// to $n for PostgreSQL; the few statements that truly differ (row locks,
+// case-insensitive matching) are chosen by dialect. The sqlite and postgres
+// packages open the connections, run Migrate and wrap a Store.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"lobby/internal/store"
+)
+
+// Violation is the constraint a driver error reports breaking.
+type Violation int
+
+// Violations, as told by Config.Classify.
+const (
+	NoViolation         Violation = iota
+	UniqueViolation               // a unique or primary key constraint
+	ForeignKeyViolation           // a reference to a missing row, or a delete of a referenced one
+)
+
+// Config says how to reach the database.
+type Config struct {
+	// Dialect is store.SQLite or store.Postgres.
+	Dialect string
+	// Writer runs every write and every transaction. On SQLite it has one
+	// connection, which serializes writers.
+	Writer *sql.DB
+	// Reader runs plain reads outside transactions; nil means Writer.
+	Reader *sql.DB
+	// Classify tells which constraint, if any, a driver error broke.
+	Classify func(error) Violation
+	// Logger defaults to slog.Default(); Now to time.Now.
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.Dialect != store.SQLite && c.Dialect != store.Postgres:
+		return fmt.Errorf("sqlstore: unknown dialect %q", c.Dialect)
+	case c.Writer == nil:
+		return errors.New("sqlstore: Writer is nil")
+	case c.Classify == nil:
+		return errors.New("sqlstore: Classify is nil")
+	}
+	if c.Reader == nil {
+		c.Reader = c.Writer
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return nil
+}
+
+// Store implements store.Store over database/sql. Close belongs to the
+// dialect packages, which own the connections.
+type Store struct {
+	queries
+	cfg Config
+}
+
+// New returns a Store over already migrated connections.
+func New(cfg Config) (*Store, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	s := &Store{cfg: cfg}
+	s.queries = queries{d: newDialect(s), r: cfg.Reader, w: cfg.Writer}
+	return s, nil
+}
+
+// InTx runs fn in one transaction on the writer, committed when fn returns
+// nil and rolled back otherwise. fn must use the Queries it is given: on
+// SQLite, a write through the Store from inside fn waits forever for the
+// writer that fn holds.
+func (s *Store) InTx(ctx context.Context, fn func(q store.Queries) error) error {
+	return s.inTx(ctx, func(q *queries) error { return fn(q) })
+}
+
+func (s *Store) inTx(ctx context.Context, fn func(q *queries) error) (err error) {
+	tx, err := s.cfg.Writer.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			_ = tx.Rollback()
+			panic(p)
+		}
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	if err = fn(&queries{d: s.d, r: tx, w: tx, tx: tx}); err != nil {
+		return err
+	}
+	if err = tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// Dialect returns store.SQLite or store.Postgres.
+func (s *Store) Dialect() string { return s.cfg.Dialect }
+
+// SchemaVersion returns the highest migration version applied to the
+// database.
+func (s *Store) SchemaVersion(ctx context.Context) (int64, error) {
+	var v sql.NullInt64
+	err := s.cfg.Reader.QueryRowContext(ctx, "SELECT max(version_id) FROM "+VersionTable).Scan(&v)
+	if err != nil {
+		return 0, fmt.Errorf("schema version: %w", err)
+	}
+	return v.Int64, nil
+}
+
+// Ping checks that the database answers, through the writer (and the
+// reader, when there is one of its own).
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.cfg.Writer.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping: %w", err)
+	}
+	if s.cfg.Reader != s.cfg.Writer {
+		if err := s.cfg.Reader.PingContext(ctx); err != nil {
+			return fmt.Errorf("ping: %w", err)
+		}
+	}
+	return nil
+}
+
+var _ store.Queries = (*queries)(nil)
