@@ -38,37 +38,41 @@ func (p *Provider) stopLocked(ctx context.Context, d *desktop) error {
 	if err != nil {
 		return err
 	}
-	if err := p.killAll(ctx, d); err != nil {
+	n, err := p.killAll(ctx, d)
+	if err != nil {
 		return err
 	}
-	p.log.Info("desktop stopped", "desktop", d.st.Name)
+	if n > 0 {
+		p.log.Info("desktop stopped", "desktop", d.st.Name, "processes", n)
+	}
 	return p.clearRunning(d, lobby.PowerStopped)
 }
 
-// killAll ends every process of d and waits until they are gone.
-func (p *Provider) killAll(ctx context.Context, d *desktop) error {
+// killAll ends every process of d and waits until they are gone. It
+// returns how many there were.
+func (p *Provider) killAll(ctx context.Context, d *desktop) (int, error) {
 	p.mu.Lock()
 	roots := d.st.keys()
 	p.mu.Unlock()
 	fam := p.family(d, roots)
 	if len(fam) == 0 {
-		return nil
+		return 0, nil
 	}
 	signalAll(fam, syscall.SIGTERM)
 	signalAll(fam, syscall.SIGCONT) // a stopped process acts on SIGTERM only once continued
 	if waitGone(ctx, fam, p.cfg.StopGrace) {
-		return nil
+		return len(fam), nil
 	}
 	fam = append(fam, p.family(d, roots)...) // and whatever they started meanwhile
 	p.log.Warn("processes ignored SIGTERM: killing them", "desktop", d.st.Name, "grace", p.cfg.StopGrace)
 	signalAll(fam, syscall.SIGKILL)
 	if waitGone(ctx, fam, killWait) {
-		return nil
+		return len(fam), nil
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("stop desktop %s: %w", d.st.Name, err)
+		return 0, fmt.Errorf("stop desktop %s: %w", d.st.Name, err)
 	}
-	return fmt.Errorf("stop desktop %s: processes still alive after SIGKILL: %v", d.st.Name, pidsOf(fam))
+	return 0, fmt.Errorf("stop desktop %s: processes still alive after SIGKILL: %v", d.st.Name, pidsOf(fam))
 }
 
 // family returns the live processes of d (see the function family).
@@ -187,8 +191,34 @@ func (p *Provider) Suspend(ctx context.Context, name string) error {
 	if err := p.waitPower(ctx, d, lobby.PowerSuspended); err != nil {
 		return err
 	}
+	// Signals are delivered asynchronously: wait for the rest as well.
+	if !waitStopped(ctx, stopped, 2*time.Second) {
+		return fmt.Errorf("suspend desktop %s: some processes did not stop within 2s", name)
+	}
 	p.log.Info("desktop suspended", "desktop", name)
 	return nil
+}
+
+// waitStopped waits until every process of keys is stopped (state 'T')
+// or gone.
+func waitStopped(ctx context.Context, keys map[procKey]bool, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		all := true
+		for k := range keys {
+			if ps, ok := k.status(); ok && ps.state != 'T' {
+				all = false
+				break
+			}
+		}
+		if all {
+			return true
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // Resume continues a suspended desktop, starts a stopped one, and leaves a

@@ -108,10 +108,16 @@ func scanProcs() ([]procStat, error) {
 	return out, nil
 }
 
-// family returns the live processes of a desktop: the recorded roots,
-// every member of their process groups, every process of uid when
+// family returns the live processes of a desktop run as uid: the recorded
+// roots, the members of their process groups, every process of uid when
 // byUID (a user of this desktop alone), and all their descendants. The
 // agent's own process and init are never included.
+//
+// Each root was started as the leader of its own process group, and the
+// kernel does not reuse a pid while a group still bears it, so a group
+// outlives its leader. A dead root's group is still the desktop's when no
+// process holds the root's pid; if one does, the pid was reused and the
+// group is someone else's. Group members must also run as uid.
 func family(roots []procKey, byUID bool, uid uint32) []procKey {
 	all, err := scanProcs()
 	if err != nil {
@@ -121,19 +127,17 @@ func family(roots []procKey, byUID bool, uid uint32) []procKey {
 	in := map[int]bool{}
 	groups := map[int]bool{}
 	for _, r := range roots {
-		if r.alive() {
-			in[r.PID] = true
+		if r.PID <= 1 || r.PID == selfGroup {
+			continue
 		}
-		// Each root was started as the leader of its own process group.
-		// The kernel does not reuse a pid while a group still bears it,
-		// so the group's members are the desktop's even after the root
-		// itself is gone.
-		if r.PID > 1 && r.PID != selfGroup {
+		if r.alive() {
+			in[r.PID], groups[r.PID] = true, true
+		} else if _, err := readStat(r.PID); err != nil {
 			groups[r.PID] = true
 		}
 	}
 	for _, ps := range all {
-		if groups[ps.pgrp] || (byUID && ps.uid == uid) {
+		if ps.uid == uid && (groups[ps.pgrp] || byUID) {
 			in[ps.pid] = true
 		}
 	}

@@ -255,7 +255,7 @@ func (p *Provider) adopt(dir string) (*desktop, error) {
 	}
 	if len(st.Procs) > 0 || st.Display != 0 {
 		p.log.Info("desktop stopped while no agent watched it", "desktop", st.Name)
-		if err := p.killAll(context.Background(), d); err != nil {
+		if _, err := p.killAll(context.Background(), d); err != nil {
 			p.log.Warn("stop leftover processes", "desktop", st.Name, "err", err)
 		}
 		if err := p.clearRunning(d, lobby.PowerStopped); err != nil {
@@ -316,7 +316,7 @@ func (p *Provider) cleanupDead(d *desktop, x procKey) {
 		return
 	}
 	p.log.Warn("Xvnc exited unexpectedly: desktop stopped", "desktop", d.st.Name, "pid", x.PID, "log", logTail(filepath.Join(d.dir, xvncLog)))
-	if err := p.killAll(context.Background(), d); err != nil {
+	if _, err := p.killAll(context.Background(), d); err != nil {
 		p.log.Warn("stop session", "desktop", d.st.Name, "err", err)
 	}
 	if err := p.clearRunning(d, lobby.PowerStopped); err != nil {

@@ -45,7 +45,7 @@ func (p *Provider) Start(ctx context.Context, name string) (provider.Desktop, er
 // startLocked starts a stopped desktop; the caller holds d.op.
 func (p *Provider) startLocked(ctx context.Context, d *desktop) (provider.Desktop, error) {
 	// Leftovers of a run that died: kill them and free the display.
-	if err := p.killAll(ctx, d); err != nil {
+	if _, err := p.killAll(ctx, d); err != nil {
 		return provider.Desktop{}, err
 	}
 	if err := p.clearRunning(d, lobby.PowerStopped); err != nil {
@@ -160,11 +160,11 @@ func (p *Provider) waitListening(ctx context.Context, d *desktop, port int, exit
 			return nil
 		}
 		if err := ctx.Err(); err != nil {
-			_ = p.killAll(context.Background(), d)
+			_, _ = p.killAll(context.Background(), d)
 			return err
 		}
 		if time.Now().After(deadline) {
-			_ = p.killAll(context.Background(), d)
+			_, _ = p.killAll(context.Background(), d)
 			return fmt.Errorf("Xvnc did not accept connections on %s within %s: %s", addr, p.cfg.StartTimeout, logTail(filepath.Join(d.dir, xvncLog)))
 		}
 		time.Sleep(10 * time.Millisecond)

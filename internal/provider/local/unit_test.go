@@ -1,11 +1,15 @@
 package local
 
 import (
+	"context"
 	"encoding/binary"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"lobby/internal/lobby"
 )
@@ -120,5 +124,37 @@ func TestXauthority(t *testing.T) {
 	}
 	if string(xauthority()) == string(b) {
 		t.Fatal("two cookies are equal")
+	}
+}
+
+func TestFamily(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command("/bin/sh", "-c", "sleep 30 & sleep 30 & wait")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() })
+	ps, err := readStat(cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := procKey{PID: ps.pid, Start: ps.start}
+	uid := uint32(os.Geteuid())
+	var fam []procKey
+	for deadline := time.Now().Add(5 * time.Second); len(fam) < 3 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		fam = family([]procKey{root}, false, uid)
+	}
+	if len(fam) != 3 {
+		t.Fatalf("family of sh with two sleeps = %+v", fam)
+	}
+	// A root whose pid now belongs to another process names nothing.
+	if got := family([]procKey{{PID: root.PID, Start: root.Start + 1}}, false, uid); len(got) != 0 {
+		t.Fatalf("family of a reused pid = %+v, want none", got)
+	}
+	signalAll([]procKey{root}, syscall.SIGKILL)
+	if !waitGone(context.Background(), fam, 5*time.Second) {
+		t.Fatal("signalAll to the root did not reach its group")
 	}
 }
