@@ -293,4 +293,3 @@ func logTail(path string) string {
 	}
 	return strings.Join(lines, "\n")
 }
-
