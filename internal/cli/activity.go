@@ -99,6 +99,32 @@ func assignmentsList(fs *flag.FlagSet) runFunc {
 	}
 }
 
+func offersList(fs *flag.FlagSet) runFunc {
+	asJSON := jsonFlag(fs)
+	return func(ctx context.Context, r *runner, _ []string) error {
+		c, err := r.client()
+		if err != nil {
+			return err
+		}
+		page, err := c.ListOffers(ctx)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return r.printJSON(page.Items)
+		}
+		rows := make([][]string, 0, len(page.Items))
+		for _, o := range page.Items {
+			holding := ""
+			if o.Holding != nil {
+				holding = o.Holding.DesktopID
+			}
+			rows = append(rows, []string{o.Pool.Name, o.Policy, string(o.Mode), strconv.Itoa(o.Counts.Free), holding})
+		}
+		return r.printTable([]string{"POOL", "POLICY", "MODE", "FREE", "YOUR DESKTOP"}, rows)
+	}
+}
+
 func releaseCmd(*flag.FlagSet) runFunc {
 	return func(ctx context.Context, r *runner, args []string) error {
 		c, err := r.client()

@@ -32,6 +32,7 @@ var commands = []*command{
 	{name: "version", summary: "print the client's (and the server's) version", maxArgs: 0, setup: versionCmd},
 	{name: "connect", args: "POOL", summary: "get a desktop and serve its console to a local VNC viewer", minArgs: 1, maxArgs: 1, setup: connectCmd},
 	{name: "release", args: "DESKTOP", summary: "log off from a desktop and give it back", minArgs: 1, maxArgs: 1, setup: releaseCmd},
+	{name: "offers list", summary: "list the pools you may connect to", maxArgs: 0, setup: offersList},
 	{name: "assignments list", summary: "list your assignments (everyone's for operators)", maxArgs: 0, setup: assignmentsList},
 
 	{name: "pools list", summary: "list pools with their desktop counts", maxArgs: 0, setup: poolsList},

@@ -29,6 +29,9 @@ func connectCmd(fs *flag.FlagSet) runFunc {
 			return fmt.Errorf("listen for the VNC viewer: %w", err)
 		}
 		defer ln.Close()
+		if a, ok := ln.Addr().(*net.TCPAddr); ok && !a.IP.IsLoopback() {
+			fmt.Fprintf(r.env.Stderr, "lobby: warning: %s is reachable from other machines, and whoever connects to it gets your desktop without a password\n", ln.Addr())
+		}
 		res, err := c.Connect(ctx, args[0])
 		if err != nil {
 			return err

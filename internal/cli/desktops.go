@@ -20,14 +20,7 @@ func desktopsList(fs *flag.FlagSet) runFunc {
 		if err != nil {
 			return err
 		}
-		f := client.DesktopFilter{Host: *host, AssignedTo: *assigned}
-		if *pool != "" {
-			p, err := c.GetPool(ctx, *pool)
-			if err != nil {
-				return err
-			}
-			f.Pool = p.ID
-		}
+		f := client.DesktopFilter{Pool: *pool, Host: *host, AssignedTo: *assigned}
 		hosts := hostNames(ctx, c)
 		if *host != "" {
 			f.Host = hosts.id(*host)

@@ -94,7 +94,7 @@ func auth(next http.Handler) http.Handler {
 		case "Bearer " + adminToken:
 		case "Bearer " + userToken:
 			switch r.URL.Path {
-			case "/api/v1/connect", "/api/v1/release", "/api/v1/me", "/api/v1/assignments", "/api/v1/logout":
+			case "/api/v1/connect", "/api/v1/release", "/api/v1/me", "/api/v1/assignments", "/api/v1/logout", "/api/v1/offers", "/api/v1/users/usr_alice/password":
 			default:
 				apiErr(w, lobby.KindForbidden, 403, "your role does not allow this")
 				return
@@ -167,8 +167,13 @@ func (f *fakeAPI) pools(mux *http.ServeMux) {
 
 func (f *fakeAPI) desktops(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/desktops", func(w http.ResponseWriter, r *http.Request) {
-		if p := r.URL.Query().Get("pool"); p != "" && p != "pool_demo" {
+		switch p := r.URL.Query().Get("pool"); p {
+		case "", "demo", "pool_demo":
+		case "lab":
 			reply(w, 200, items([]lobby.Desktop{}, ""))
+			return
+		default:
+			apiErr(w, lobby.KindNotFound, 404, fmt.Sprintf("pool %q does not exist", p))
 			return
 		}
 		reply(w, 200, items([]lobby.Desktop{desktop1}, ""))
@@ -207,11 +212,15 @@ func (f *fakeAPI) users(mux *http.ServeMux) {
 		}
 		reply(w, 200, alice)
 	})
-	mux.HandleFunc("POST /api/v1/users/{id}/password", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("POST /api/v1/users/{ref}/password", func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("ref")
+		if id == "alice" {
+			id = alice.ID
+		}
 		var in struct{ Password string }
 		_ = json.NewDecoder(r.Body).Decode(&in)
 		f.mu.Lock()
-		f.password[r.PathValue("id")] = in.Password
+		f.password[id] = in.Password
 		f.mu.Unlock()
 		w.WriteHeader(204)
 	})
@@ -234,6 +243,10 @@ func (f *fakeAPI) misc(mux *http.ServeMux) {
 	})
 	mux.HandleFunc("GET /api/v1/assignments", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, 200, map[string]any{"items": []lobby.Assignment{{ID: "asg_1", DesktopID: desktop1.ID, UserID: alice.ID, PoolID: "pool_demo", Mode: lobby.NonPersistent, Created: t0}}})
+	})
+	mux.HandleFunc("GET /api/v1/offers", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, 200, map[string]any{"items": []map[string]any{{"pool": demoPool.Pool, "policy": "everyone", "mode": "non-persistent",
+			"counts": map[string]int{"Total": 2, "Free": 1}, "holding": map[string]any{"id": "asg_1", "desktop_id": desktop1.ID}}}})
 	})
 	mux.HandleFunc("POST /api/v1/connect", f.connect)
 	mux.HandleFunc("POST /api/v1/release", func(w http.ResponseWriter, r *http.Request) {

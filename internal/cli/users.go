@@ -91,23 +91,25 @@ func usersPasswd(*flag.FlagSet) runFunc {
 		if err != nil {
 			return err
 		}
-		var u *lobby.User
+		// The server takes a username or ID; without one, it is the caller.
+		var ref, name string
 		if len(args) == 1 {
-			u, err = c.GetUser(ctx, args[0])
+			ref, name = args[0], args[0]
 		} else {
-			u, err = c.Me(ctx)
+			me, err := c.Me(ctx)
+			if err != nil {
+				return err
+			}
+			ref, name = me.ID, me.Username
 		}
+		pw, err := r.newPassword(ctx, name)
 		if err != nil {
 			return err
 		}
-		pw, err := r.newPassword(ctx, u.Username)
-		if err != nil {
+		if err := c.SetPassword(ctx, ref, pw); err != nil {
 			return err
 		}
-		if err := c.SetPassword(ctx, u.ID, pw); err != nil {
-			return err
-		}
-		fmt.Fprintf(r.env.Stdout, "Changed the password of %s.\n", u.Username)
+		fmt.Fprintf(r.env.Stdout, "Changed the password of %s.\n", name)
 		return nil
 	}
 }

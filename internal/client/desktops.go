@@ -60,3 +60,21 @@ func (c *Client) ListJobs(ctx context.Context, f JobFilter, o ListOptions) (*Pag
 	}
 	return list[Job](ctx, c, "/api/v1/jobs", q)
 }
+
+// GetHost returns a host by ID.
+func (c *Client) GetHost(ctx context.Context, id string) (*lobby.Host, error) {
+	var h lobby.Host
+	if err := c.get(ctx, "hosts", "host", id, &h); err != nil {
+		return nil, err
+	}
+	return &h, nil
+}
+
+// GetJob returns a job by ID.
+func (c *Client) GetJob(ctx context.Context, id string) (*Job, error) {
+	var j Job
+	if err := c.get(ctx, "jobs", "job", id, &j); err != nil {
+		return nil, err
+	}
+	return &j, nil
+}

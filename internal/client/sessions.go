@@ -15,6 +15,12 @@ func (c *Client) ListAssignments(ctx context.Context, o ListOptions) (*Page[lobb
 	return list[lobby.Assignment](ctx, c, "/api/v1/assignments", o.values())
 }
 
+// ListOffers returns the pools the caller's policies give them, with the
+// assignment they hold in each, if any.
+func (c *Client) ListOffers(ctx context.Context) (*Page[Offer], error) {
+	return list[Offer](ctx, c, "/api/v1/offers", nil)
+}
+
 // Connect gets a desktop from a pool, or the one the caller already holds
 // there, with a fresh one-time console ticket. It returns KindForbidden
 // when no policy offers the pool and KindConflict when it is exhausted.

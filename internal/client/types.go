@@ -49,7 +49,7 @@ type PoolWithCounts struct {
 	Counts *PoolCounts `json:"counts,omitempty"`
 }
 
-// PoolSpec is what creates or replaces a pool.
+// PoolSpec is what creates a pool, or replaces all of its settings.
 type PoolSpec struct {
 	Name        string `json:"name"`
 	MinSize     int    `json:"min_size"`
@@ -164,6 +164,15 @@ type AuditQuery struct {
 	Q      string
 	Before string
 	Limit  int
+}
+
+// Offer is a pool the caller may connect to.
+type Offer struct {
+	Pool    lobby.Pool        `json:"pool"`
+	Policy  string            `json:"policy"` // the policy's name
+	Mode    lobby.AssignMode  `json:"mode"`
+	Counts  PoolCounts        `json:"counts"`
+	Holding *lobby.Assignment `json:"holding,omitempty"` // the caller's assignment in the pool
 }
 
 // LoginResult is the answer to a sign-in.
