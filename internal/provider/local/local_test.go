@@ -29,15 +29,19 @@ type bundle struct {
 	p   *Provider
 }
 
-// requireXvnc skips the test when Xvnc is not installed, or fails it under
-// CI=true, where a missing Xvnc is a broken machine setup.
+// requireXvnc skips the test when Xvnc or the default session's programs
+// are not installed, or fails it under CI=true, where that is a broken
+// machine setup.
 func requireXvnc(t testing.TB) {
 	t.Helper()
-	if _, err := exec.LookPath("Xvnc"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal(errNoXvnc)
+	for _, prog := range []string{"Xvnc", "twm", "xterm"} {
+		if _, err := exec.LookPath(prog); err != nil {
+			msg := prog + " not found: install tigervnc-standalone-server twm xterm (apt-get install tigervnc-standalone-server twm xterm, or make deps)"
+			if os.Getenv("CI") == "true" {
+				t.Fatal(msg)
+			}
+			t.Skip(msg)
 		}
-		t.Skip(errNoXvnc)
 	}
 }
 
