@@ -97,10 +97,10 @@ type AuditFilter struct {
 
 // PoolCounts summarizes a pool's desktops.
 type PoolCounts struct {
-	Total    int // all desktops in the pool, in any state
-	Free     int // running and unassigned: ready to hand out
-	Assigned int
-	Pending  int // creating or starting
+	Total    int `json:"total"`    // all desktops in the pool, in any state
+	Free     int `json:"free"`     // running and unassigned: ready to hand out
+	Assigned int `json:"assigned"` // held by someone
+	Pending  int `json:"pending"`  // creating or starting
 }
 
 // Queries is everything that can be done in or out of a transaction.
