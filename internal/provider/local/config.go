@@ -50,8 +50,8 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// DefaultSession is the session started when Config.Session is empty.
-var DefaultSession = [][]string{{"twm"}, {"xterm"}}
+// defaultSession is the session started when Config.Session is empty.
+func defaultSession() [][]string { return [][]string{{"twm"}, {"xterm"}} }
 
 // errNoXvnc is the message for a machine without TigerVNC.
 const errNoXvnc = "Xvnc not found: install tigervnc-standalone-server (apt-get install tigervnc-standalone-server twm xterm), or run `make run` which installs it"
@@ -72,7 +72,7 @@ func (c *Config) validate() error {
 		return lobby.Errorf(lobby.KindUnavailable, "%s (%v)", errNoXvnc, err)
 	}
 	if len(c.Session) == 0 {
-		c.Session = DefaultSession
+		c.Session = defaultSession()
 	}
 	for _, argv := range c.Session {
 		if len(argv) == 0 || argv[0] == "" {

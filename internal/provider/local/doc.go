@@ -6,6 +6,7 @@
 // # Layout on disk
 //
 //	StateDir/
+//	  lock                        flock held by the one provider using the dir
 //	  templates/<template>/       copied into a new desktop's home
 //	  desktops/<name>/            0755, owned by the agent
 //	    state.json                0600: name, template, user, desired power,

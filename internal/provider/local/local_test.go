@@ -247,7 +247,7 @@ func TestConsole(t *testing.T) {
 	readFramebuffer(t, conn, 1024, 768)
 
 	st := b.state(t, b.p, "console")
-	if len(st.Procs) != 1+len(DefaultSession) {
+	if len(st.Procs) != 1+len(defaultSession()) {
 		t.Fatalf("processes = %+v, want Xvnc and the session", st.Procs)
 	}
 	for _, pr := range st.Procs {
@@ -382,6 +382,9 @@ func TestReadopt(t *testing.T) {
 	}
 	keeps := b.state(t, b.p, "keeps")
 	dies := b.state(t, b.p, "dies")
+	if _, err := New(Config{StateDir: b.dir}); lobby.ErrorKind(err) != lobby.KindConflict {
+		t.Fatalf("a second provider on a state dir in use: %v, want a conflict", err)
+	}
 	b.p.Close()
 	if _, err := b.p.Get(b.ctx, "keeps"); lobby.ErrorKind(err) != lobby.KindUnavailable {
 		t.Fatalf("Get after Close: %v", err)

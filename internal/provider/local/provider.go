@@ -2,12 +2,14 @@ package local
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
 	"sync"
+	"syscall"
 	"time"
 
 	"lobby/internal/lobby"
@@ -32,6 +34,7 @@ type Provider struct {
 	log           *slog.Logger
 	width, height int
 	desktopsDir   string
+	lock          *os.File // flock held on StateDir/lock while open
 	stop          chan struct{}
 	wg            sync.WaitGroup
 
@@ -83,6 +86,9 @@ func New(cfg Config) (*Provider, error) {
 			return nil, err
 		}
 	}
+	if p.lock, err = lockStateDir(cfg.StateDir); err != nil {
+		return nil, err
+	}
 	p.discover()
 	p.wg.Add(1)
 	go p.supervise()
@@ -100,6 +106,24 @@ func mkdirShared(dir string) error {
 	return os.Chmod(dir, 0o755) // whatever the umask
 }
 
+// lockStateDir takes an exclusive lock on dir/lock, so that two providers
+// never supervise the same desktops. The descriptor is close-on-exec:
+// desktops do not inherit the lock, which ends with the provider.
+func lockStateDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("local provider: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, lobby.Errorf(lobby.KindConflict, "local provider: state dir %s is in use by another provider (another agent, or one not yet closed): stop it first", dir)
+		}
+		return nil, fmt.Errorf("local provider: lock state dir: %w", err)
+	}
+	return f, nil
+}
+
 // Name returns "local".
 func (p *Provider) Name() string { return "local" }
 
@@ -115,7 +139,7 @@ func (p *Provider) Close() error {
 	close(p.stop)
 	p.mu.Unlock()
 	p.wg.Wait()
-	return nil
+	return p.lock.Close() // releases the flock
 }
 
 // lookup returns a known desktop, or an error wrapping
@@ -194,12 +218,15 @@ func (p *Provider) Get(ctx context.Context, name string) (provider.Desktop, erro
 // List returns every desktop sorted by name, first adopting desktops found
 // on disk that this provider does not know yet.
 func (p *Provider) List(ctx context.Context) ([]provider.Desktop, error) {
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		return nil, errClosed
+	}
 	p.discover()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
-		return nil, errClosed
-	}
 	out := make([]provider.Desktop, 0, len(p.desktops))
 	for _, d := range p.desktops {
 		if !d.gone {
