@@ -515,3 +515,42 @@ func TestCreateErrors(t *testing.T) {
 		t.Fatalf("a failed Start left processes %v", pids)
 	}
 }
+
+// TestRelay joins a viewer that speaks 3.3 (ServeNone side) to a real
+// Xvnc that speaks 3.8 (DialConsole side), as the gateway does: from
+// ClientInit on, the bytes are the same whatever each side negotiated.
+func TestRelay(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	b.create(t, "relay")
+	b.start(t, "relay")
+	console, err := b.p.DialConsole(b.ctx, "relay")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer console.Close()
+	viewer, gateway := net.Pipe()
+	defer viewer.Close()
+	go func() {
+		defer gateway.Close()
+		if err := rfb.ServeNone(gateway); err != nil {
+			t.Errorf("ServeNone: %v", err)
+			return
+		}
+		go io.Copy(console, gateway)
+		io.Copy(gateway, console)
+	}()
+	viewer.SetDeadline(time.Now().Add(10 * time.Second))
+	var version [12]byte
+	if _, err := io.ReadFull(viewer, version[:]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := viewer.Write([]byte("RFB 003.003\n")); err != nil {
+		t.Fatal(err)
+	}
+	var secType [4]byte
+	if _, err := io.ReadFull(viewer, secType[:]); err != nil || secType != [4]byte{0, 0, 0, 1} {
+		t.Fatalf("3.3 security type = %v, %v; want None", secType, err)
+	}
+	readFramebuffer(t, viewer, 1280, 800)
+}
