@@ -149,7 +149,7 @@ func (p *Provider) waitListening(ctx context.Context, d *desktop, port int, exit
 		select {
 		case <-exited:
 			tail := logTail(filepath.Join(d.dir, xvncLog))
-			if strings.Contains(tail, "already active") || strings.Contains(tail, "in use") {
+			if addrTaken(tail) {
 				return fmt.Errorf("%w: Xvnc exited: %s", errAddrTaken, tail)
 			}
 			return fmt.Errorf("Xvnc exited at start: %s", tail)
@@ -169,6 +169,18 @@ func (p *Provider) waitListening(ctx context.Context, d *desktop, port int, exit
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// addrTaken reports whether Xvnc's log says its display or port was taken:
+// "Server is already active for display N", "failed to bind socket:
+// Address already in use", or "Cannot establish any listening sockets".
+func addrTaken(log string) bool {
+	for _, s := range []string{"already active", "Address already in use", "establish any listening sockets"} {
+		if strings.Contains(log, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // allocate picks a free display and port and records them in d's state,
