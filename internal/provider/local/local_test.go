@@ -432,6 +432,17 @@ func TestReadopt(t *testing.T) {
 	if d, err := p2.Resume(b.ctx, "paused"); err != nil || d.Power != lobby.PowerRunning {
 		t.Fatalf("Resume re-adopted = %+v, %v", d, err)
 	}
+	// An adopted Xvnc is not our child: its death is seen through /proc.
+	paused := b.state(t, p2, "paused")
+	px, _ := paused.xvnc()
+	syscall.Kill(px.PID, syscall.SIGKILL)
+	deadline := time.Now().Add(5 * time.Second)
+	for st := b.state(t, p2, "paused"); st.Desired != lobby.PowerStopped || anyAlive(paused.keys()) || exists(lockPath(paused.Display)); st = b.state(t, p2, "paused") {
+		if time.Now().After(deadline) {
+			t.Fatalf("5s after an adopted Xvnc died: state %+v", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	conn, err := p2.DialConsole(b.ctx, "keeps")
 	if err != nil {
 		t.Fatal(err)
