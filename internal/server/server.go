@@ -1,0 +1,276 @@
+// Package server assembles a Lobby node: the store, authentication, the
+// work queue, the assignment engine, the gateway, the API and, when asked,
+// an in-process host agent. It is the one place that imports everything.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"lobby/internal/api"
+	"lobby/internal/assign"
+	"lobby/internal/auth"
+	"lobby/internal/gateway"
+	"lobby/internal/hostconn"
+	"lobby/internal/jobs"
+	"lobby/internal/provider"
+	"lobby/internal/store"
+	"lobby/internal/store/postgres"
+	"lobby/internal/store/sqlite"
+)
+
+// Config configures a node. Zero values take the documented defaults.
+type Config struct {
+	Listen    string // address of the web and API listener; default 127.0.0.1:8443 (8080 with PlainHTTP)
+	DataDir   string // the node's own files; the SQLite database when Postgres is empty
+	Postgres  string // PostgreSQL URL; empty means embedded SQLite in DataDir
+	SiteID    int    // unique per node; default 1
+	PlainHTTP bool   // serve HTTP instead of HTTPS (lobby dev, or behind a TLS-terminating balancer)
+	TLSCert   string // operator's certificate; empty makes a self-signed one in DataDir
+	TLSKey    string
+
+	// AdminPassword is the first administrator's password when the store
+	// has none (LOBBY_ADMIN_PASSWORD); empty generates one.
+	AdminPassword string
+
+	// LocalAgent runs an in-process host agent for desktops on this machine.
+	LocalAgent  bool
+	DesktopUser string // run every local desktop as this user; empty creates one system user per desktop
+	// Provider replaces the local agent's Xvnc provider (benchmarks and
+	// tests use provider/memory); nil means local desktops in DataDir.
+	Provider provider.Provider
+
+	// Demo, when positive, creates on first start a pool "demo" of that
+	// many desktops and a policy offering it to everyone.
+	Demo int
+
+	HashSlots int // concurrent password hashes; default one per CPU
+	Version   string
+	Logger    *slog.Logger
+}
+
+func (c *Config) validate() error {
+	if c.DataDir == "" {
+		return errors.New("--data is required: the directory for the node's own files")
+	}
+	if c.SiteID == 0 {
+		c.SiteID = 1
+	}
+	if c.SiteID < 1 || c.SiteID > 65535 {
+		return fmt.Errorf("--site-id %d is not valid: give a number from 1 to 65535", c.SiteID)
+	}
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8443"
+		if c.PlainHTTP {
+			c.Listen = "127.0.0.1:8080"
+		}
+	}
+	if c.Demo < 0 || c.Demo > 100 {
+		return fmt.Errorf("--desktops %d is not valid: give 0 to 100", c.Demo)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Version == "" {
+		c.Version = "dev"
+	}
+	return nil
+}
+
+// Server is a running node.
+type Server struct {
+	cfg       Config
+	log       *slog.Logger
+	Store     store.Store
+	Auth      *auth.Service
+	Queue     *jobs.Queue
+	Hosts     *hostconn.Registry
+	Assign    *assign.Service
+	Manager   *assign.Manager
+	Gateway   *gateway.Gateway
+	Bootstrap auth.Bootstrap
+	// CertFingerprint is the SHA-256 of the HTTPS certificate; NewCert
+	// says it was made on this start.
+	CertFingerprint string
+	NewCert         bool
+
+	listener net.Listener
+	http     *http.Server
+	agent    *localAgent
+
+	closeOnce sync.Once
+	closers   []func() error
+}
+
+// New opens the store (running migrations), makes the first
+// administrator if needed, and binds the listener. Run serves.
+func New(ctx context.Context, cfg Config) (_ *Server, err error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, Hosts: hostconn.NewRegistry()}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	if err := ensureWritable(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	if err := s.openStore(ctx); err != nil {
+		return nil, err
+	}
+	s.Auth, err = auth.New(ctx, s.Store, auth.NewHasher(auth.DefaultParams, cfg.HashSlots), s.log)
+	if err != nil {
+		return nil, err
+	}
+	if s.Bootstrap, err = s.Auth.EnsureAdmin(ctx, cfg.AdminPassword); err != nil {
+		return nil, err
+	}
+	if s.Queue, err = jobs.New(jobs.Config{Store: s.Store, Hosts: s.Hosts, SiteID: cfg.SiteID, Logger: s.log}); err != nil {
+		return nil, err
+	}
+	s.Gateway = &gateway.Gateway{Tickets: s.Auth, Store: s.Store, Hosts: s.Hosts, Logger: s.log, Now: time.Now}
+	s.Assign = &assign.Service{Store: s.Store, Queue: s.Queue, Sessions: s.Gateway, Logger: s.log, Now: time.Now}
+	s.Manager = assign.NewManager(s.Assign, s.Hosts.IDs)
+	s.Assign.Kick = s.Manager.Kick
+	if cfg.LocalAgent {
+		if s.agent, err = startLocalAgent(ctx, s, filepath.Join(cfg.DataDir, "desktops")); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Demo > 0 {
+		if err := s.ensureDemo(ctx, cfg.Demo); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.listen(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) openStore(ctx context.Context) error {
+	if s.cfg.Postgres != "" {
+		db, err := postgres.Open(ctx, s.cfg.Postgres, s.log)
+		if err != nil {
+			return err
+		}
+		s.Store = db
+	} else {
+		db, err := sqlite.Open(ctx, filepath.Join(s.cfg.DataDir, "lobby.db"), s.log)
+		if err != nil {
+			return err
+		}
+		s.Store = db
+	}
+	s.closers = append(s.closers, s.Store.Close)
+	return nil
+}
+
+// ensureWritable makes dir and checks that files can be created in it.
+func ensureWritable(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("data directory %s cannot be created: %w; choose another with --data", dir, err)
+	}
+	f, err := os.CreateTemp(dir, ".write-test-*")
+	if err != nil {
+		return fmt.Errorf("data directory %s is not writable: %w; choose another with --data or fix its permissions", dir, err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+func (s *Server) listen() error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w; choose another address with --listen", s.cfg.Listen, err)
+	}
+	if !s.cfg.PlainHTTP {
+		cert, created, err := loadOrCreateCert(s.cfg.TLSCert, s.cfg.TLSKey, s.cfg.DataDir, certHosts(s.cfg.Listen))
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		s.CertFingerprint, s.NewCert = Fingerprint(cert), created
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}})
+	}
+	s.listener = ln
+	a := &api.Server{Store: s.Store, Auth: s.Auth, Assign: s.Assign, Queue: s.Queue, Gateway: s.Gateway, Version: s.cfg.Version, Logger: s.log}
+	s.http = &http.Server{
+		Handler:           a.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	return nil
+}
+
+// URL is where the node serves, e.g. https://127.0.0.1:8443.
+func (s *Server) URL() string {
+	scheme := "https"
+	if s.cfg.PlainHTTP {
+		scheme = "http"
+	}
+	return scheme + "://" + s.listener.Addr().String()
+}
+
+// Run serves until ctx ends, then shuts down gracefully.
+func (s *Server) Run(ctx context.Context) error {
+	if err := s.Queue.Start(ctx); err != nil {
+		return fmt.Errorf("start work queue: %w", err)
+	}
+	bg, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); s.Manager.Run(bg) }()
+	if s.agent != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.agent.run(bg) }()
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- s.http.Serve(s.listener) }()
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer scancel()
+	_ = s.http.Shutdown(sctx)
+	cancel()
+	wg.Wait()
+	if qerr := s.Queue.Stop(sctx); qerr != nil && err == nil {
+		s.log.Warn("stop work queue", "err", qerr)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// Close releases the store and the agent. Running desktops keep running.
+func (s *Server) Close() error {
+	var errs []error
+	s.closeOnce.Do(func() {
+		if s.listener != nil {
+			s.listener.Close()
+		}
+		if s.agent != nil {
+			errs = append(errs, s.agent.close())
+		}
+		for i := len(s.closers) - 1; i >= 0; i-- {
+			errs = append(errs, s.closers[i]())
+		}
+	})
+	return errors.Join(errs...)
+}
