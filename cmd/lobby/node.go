@@ -111,7 +111,7 @@ func (m *Main) Run(ctx context.Context) error {
 func (m *Main) URL() string { return m.srv.URL() }
 
 func (m *Main) banner() {
-	w, s, c := m.Stdout, m.srv, m.Config
+	w, s, c := m.Stdout, m.srv, m.srv.Config()
 	what := "Lobby node"
 	if m.dev {
 		what = "Lobby (dev, standalone)"

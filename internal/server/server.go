@@ -215,6 +215,9 @@ func (s *Server) listen() error {
 	return nil
 }
 
+// Config is the node's configuration with defaults filled.
+func (s *Server) Config() Config { return s.cfg }
+
 // URL is where the node serves, e.g. https://127.0.0.1:8443.
 func (s *Server) URL() string {
 	scheme := "https"
