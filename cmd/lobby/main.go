@@ -33,6 +33,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		switch args[0] {
 		case "server", "dev":
 			return runNode(ctx, args[0], args[1:], stdout, stderr)
+		case "bench":
+			return runBench(ctx, args[1:], stdout, stderr)
 		case "--version":
 			fmt.Fprintln(stdout, "lobby", version)
 			return 0

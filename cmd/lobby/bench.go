@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"lobby/internal/bench"
+)
+
+const benchUsage = `usage: lobby bench <name> [flags]
+
+Benchmarks that start what they measure on this machine (loopback only) and
+print a table with the machine they ran on. See BENCHMARKS.md.
+
+  assign    connect+release assignment rate and latency of an in-process node
+  login     a start-of-day sign-in storm against the argon2id floor
+  gateway   /gateway/vnc throughput and added latency next to websockify
+  memory    RSS of an idle lobby dev node and Pss of one real desktop
+  all       each of them briefly (make bench)
+
+Run lobby bench <name> -h for its flags.
+`
+
+// runBench runs `lobby bench NAME [flags]`.
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, benchUsage)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	name, args := args[0], args[1:]
+	fs := flag.NewFlagSet("lobby bench "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	quiet := fs.Duration("wait-quiet", 0, "first wait up to this long for other processes to use under 0.15 cores (the machine is shared)")
+	var run func() error
+	switch name {
+	case "assign":
+		run = benchAssign(ctx, fs, stdout, stderr)
+	case "login":
+		run = benchLogin(ctx, fs, stdout, stderr)
+	case "gateway":
+		run = benchGateway(ctx, fs, stdout, stderr)
+	case "memory":
+		run = benchMemory(ctx, fs, stdout, stderr)
+	case "all":
+		run = benchAll(ctx, fs, stdout, stderr)
+	default:
+		fmt.Fprintf(stderr, "lobby bench: unknown benchmark %q\n\n%s", name, benchUsage)
+		return 2
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "lobby bench %s: unexpected argument %q: options are flags, see -h\n", name, fs.Arg(0))
+		return 2
+	}
+	if *quiet > 0 {
+		load, ok, err := bench.WaitQuiet(ctx, 0.15, *quiet)
+		if err != nil {
+			return 1
+		}
+		if !ok {
+			fmt.Fprintf(stderr, "lobby bench %s: other processes still use %.2f cores after %s; measuring anyway\n", name, load, *quiet)
+		}
+	}
+	if err := run(); err != nil {
+		fmt.Fprintf(stderr, "lobby bench %s: %v\n", name, err)
+		return 1
+	}
+	return 0
+}
+
+// nodeFlags registers the flags that choose the node's store.
+func nodeFlags(fs *flag.FlagSet, c *bench.NodeConfig) {
+	fs.StringVar(&c.Store, "store", "sqlite", "sqlite or postgres")
+	fs.StringVar(&c.Postgres, "postgres", "", "PostgreSQL URL for --store postgres (default TEST_DATABASE_URL, else a throwaway server)")
+	fs.StringVar(&c.DataDir, "data", "", "directory under which the node's data directory is made (default the system temporary directory)")
+}
+
+func benchAssign(ctx context.Context, fs *flag.FlagSet, stdout, stderr io.Writer) func() error {
+	c := bench.AssignConfig{Log: stderr}
+	nodeFlags(fs, &c.Node)
+	fs.IntVar(&c.Users, "users", 256, "users signed in beforehand (at least --concurrency)")
+	fs.IntVar(&c.Desktops, "desktops", 64, "desktops in the pool")
+	fs.IntVar(&c.Concurrency, "concurrency", 16, "client goroutines, each looping connect then release")
+	fs.DurationVar(&c.Duration, "duration", 10e9, "measured phase")
+	fs.DurationVar(&c.Warmup, "warmup", 2e9, "unmeasured phase before it")
+	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the measured phase to FILE (go tool pprof -top FILE)")
+	return func() error {
+		r, err := bench.RunAssign(ctx, c)
+		if r != nil {
+			r.Print(stdout)
+		}
+		return err
+	}
+}
+
+func benchLogin(ctx context.Context, fs *flag.FlagSet, stdout, stderr io.Writer) func() error {
+	c := bench.LoginConfig{Log: stderr}
+	nodeFlags(fs, &c.Node)
+	fs.IntVar(&c.Users, "users", 10000, "people in the storm, each signing in once")
+	fs.IntVar(&c.InFlight, "inflight", 256, "people signing in at once")
+	fs.IntVar(&c.Desktops, "desktops", 0, "pool size (default inflight+16; each desktop is released after connect)")
+	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the storm to FILE")
+	return func() error {
+		r, err := bench.RunLogin(ctx, c)
+		if r != nil {
+			r.Print(stdout)
+		}
+		return err
+	}
+}
+
+func benchGateway(ctx context.Context, fs *flag.FlagSet, stdout, stderr io.Writer) func() error {
+	c := bench.GatewayConfig{Log: stderr}
+	fs.DurationVar(&c.Duration, "duration", 5e9, "throughput measurement per path")
+	fs.IntVar(&c.Pings, "pings", 3000, "latency round trips per path")
+	fs.BoolVar(&c.Synthetic, "synthetic", false, "measure latency against a 1x1 synthetic source even when Xvnc is installed")
+	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of Lobby's throughput phase to FILE")
+	return func() error {
+		r, err := bench.RunGateway(ctx, c)
+		if r != nil {
+			r.Print(stdout)
+		}
+		return err
+	}
+}
+
+func benchMemory(ctx context.Context, fs *flag.FlagSet, stdout, stderr io.Writer) func() error {
+	c := bench.MemoryConfig{Log: stderr}
+	inProcess := fs.Bool("in-process", false, "measure a node in this process instead of a child `lobby dev`")
+	fs.DurationVar(&c.Settle, "settle", 3e9, "how long the node and the desktop run before they are measured")
+	fs.BoolVar(&c.NoDesktop, "no-desktop", false, "skip the desktop's Pss")
+	return func() error {
+		if !*inProcess {
+			exe, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("find the lobby binary (or use --in-process): %w", err)
+			}
+			c.Binary = exe
+		}
+		r, err := bench.RunMemory(ctx, c)
+		if r != nil {
+			r.Print(stdout)
+		}
+		return err
+	}
+}
+
+func benchAll(ctx context.Context, fs *flag.FlagSet, stdout, stderr io.Writer) func() error {
+	c := bench.AllConfig{Log: stderr}
+	fs.StringVar(&c.Node.Postgres, "postgres", "", "PostgreSQL URL for the postgres run (default TEST_DATABASE_URL, else a throwaway server)")
+	fs.StringVar(&c.Node.DataDir, "data", "", "directory under which nodes' data directories are made")
+	return func() error {
+		if exe, err := os.Executable(); err == nil {
+			c.Binary = exe
+		}
+		return bench.RunAll(ctx, c, stdout)
+	}
+}

@@ -1,0 +1,218 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// AssignConfig configures RunAssign.
+type AssignConfig struct {
+	Node        NodeConfig
+	Users       int           // users signed in beforehand; at least Concurrency
+	Desktops    int           // pool size; at least Concurrency or connects are refused
+	Concurrency int           // client goroutines
+	Duration    time.Duration // measured phase
+	Warmup      time.Duration // unmeasured phase before it
+	CPUProfile  string        // write the measured phase's CPU profile here
+	// MaxOps bounds the connect+release cycles of the measured phase.
+	MaxOps int
+	Log    io.Writer // progress lines; nil is silent
+}
+
+func (c *AssignConfig) defaults() error {
+	setDefault(&c.Users, 256)
+	setDefault(&c.Desktops, 64)
+	setDefault(&c.Concurrency, 16)
+	setDefault(&c.MaxOps, 10_000_000)
+	if c.Duration <= 0 {
+		c.Duration = 10 * time.Second
+	}
+	if c.Warmup < 0 {
+		c.Warmup = 0
+	}
+	if c.Users < c.Concurrency {
+		return fmt.Errorf("--users %d is fewer than --concurrency %d: each client needs users of its own", c.Users, c.Concurrency)
+	}
+	if c.Log == nil {
+		c.Log = io.Discard
+	}
+	return nil
+}
+
+func setDefault(v *int, def int) {
+	if *v <= 0 {
+		*v = def
+	}
+}
+
+// AssignResult is the outcome of RunAssign.
+type AssignResult struct {
+	Machine   Machine
+	Config    AssignConfig
+	StoreInfo string
+	Setup     time.Duration
+
+	Elapsed     time.Duration
+	Assignments int // connects answered 200
+	Refused     int // connects answered 409 (pool exhausted)
+	Errors      int
+	FirstError  string
+	Connect     Summary
+	Release     Summary
+
+	MemStart, MemSetup, MemAfter Mem
+	CPU                          *CPUReport
+}
+
+// Rate is assignments per second of the measured phase.
+func (r *AssignResult) Rate() float64 {
+	if r.Elapsed <= 0 {
+		return 0
+	}
+	return float64(r.Assignments) / r.Elapsed.Seconds()
+}
+
+// RunAssign starts a node with a pool of Desktops free desktops and Users
+// signed-in users, then runs Concurrency clients that each loop
+// POST /api/v1/connect then POST /api/v1/release over keep-alive HTTP.
+func RunAssign(ctx context.Context, cfg AssignConfig) (_ *AssignResult, err error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	res := &AssignResult{Machine: ReadMachine(), Config: cfg, MemStart: SelfMem()}
+	t0 := time.Now()
+	node, err := StartNode(ctx, cfg.Node)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { err = errors.Join(err, node.Close()) }()
+	res.StoreInfo = node.StoreInfo
+	fmt.Fprintf(cfg.Log, "assign: node at %s; provisioning %d desktops\n", node.URL, cfg.Desktops)
+	if err := node.MakePool(ctx, "bench", cfg.Desktops, 5*time.Minute); err != nil {
+		return nil, err
+	}
+	const pw = "bench password 1"
+	names, err := node.CreateUsers(ctx, "assign", cfg.Users, pw)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(cfg.Log, "assign: signing in %d users\n", cfg.Users)
+	tokens, err := node.IssueTokens(ctx, names)
+	if err != nil {
+		return nil, err
+	}
+	res.Setup, res.MemSetup = time.Since(t0), SelfMem()
+
+	l := &assignLoad{url: node.URL, tokens: tokens, hc: NewHTTPClient(cfg.Concurrency), c: cfg.Concurrency}
+	if cfg.Warmup > 0 {
+		fmt.Fprintf(cfg.Log, "assign: warming up for %s\n", cfg.Warmup)
+		l.run(ctx, cfg.Warmup, cfg.MaxOps)
+	}
+	fmt.Fprintf(cfg.Log, "assign: measuring for %s with %d clients\n", cfg.Duration, cfg.Concurrency)
+	prof, err := StartProfile(cfg.CPUProfile)
+	if err != nil {
+		return nil, err
+	}
+	ph := l.run(ctx, cfg.Duration, cfg.MaxOps)
+	res.CPU, err = prof.Stop()
+	if err != nil {
+		return nil, err
+	}
+	res.MemAfter = SelfMem()
+	res.Elapsed = ph.elapsed
+	res.Assignments, res.Refused, res.Errors, res.FirstError = ph.ok, ph.refused, ph.errors, ph.firstErr
+	res.Connect, res.Release = Summarize(ph.connect), Summarize(ph.release)
+	if res.Assignments == 0 {
+		return res, fmt.Errorf("assign: no connect succeeded: %s", res.FirstError)
+	}
+	return res, ctx.Err()
+}
+
+// assignLoad is the client side of RunAssign. Client i uses users i,
+// i+c, i+2c, ... in turn, so no two clients act for one user.
+type assignLoad struct {
+	url    string
+	tokens []string
+	hc     *http.Client
+	c      int
+}
+
+type assignPhase struct {
+	elapsed             time.Duration
+	ok, refused, errors int
+	firstErr            string
+	connect, release    []time.Duration
+	mu                  sync.Mutex
+}
+
+func (l *assignLoad) run(ctx context.Context, d time.Duration, maxOps int) *assignPhase {
+	ph := &assignPhase{}
+	var ops atomic.Int64
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range l.c {
+		wg.Go(func() { l.client(ctx, w, ph, &ops, int64(maxOps)) })
+	}
+	wg.Wait()
+	ph.elapsed = time.Since(start)
+	return ph
+}
+
+func (l *assignLoad) client(ctx context.Context, w int, ph *assignPhase, ops *atomic.Int64, maxOps int64) {
+	var connect, release []time.Duration
+	ok, refused, errs := 0, 0, 0
+	var firstErr error
+	connectURL, releaseURL := l.url+"/api/v1/connect", l.url+"/api/v1/release"
+	body := []byte(`{"pool":"bench"}`)
+	// Requests get a context of their own: the phase's deadline stops the
+	// loop between requests, never in the middle of one.
+	rctx := context.WithoutCancel(ctx)
+	for u := w; ctx.Err() == nil && ops.Add(1) <= maxOps; u += l.c {
+		tok := l.tokens[u%len(l.tokens)]
+		var g struct{ Desktop struct{ ID string } }
+		t := time.Now()
+		status, err := call(rctx, l.hc, "POST", connectURL, tok, body, &g)
+		connect = append(connect, time.Since(t))
+		switch {
+		case err == nil:
+			ok++
+		case status == http.StatusConflict:
+			refused++
+			continue
+		default:
+			errs++
+			firstErr = firstOf(firstErr, err)
+			continue
+		}
+		t = time.Now()
+		_, err = call(rctx, l.hc, "POST", releaseURL, tok, fmt.Appendf(nil, `{"desktop":%q}`, g.Desktop.ID), nil)
+		release = append(release, time.Since(t))
+		if err != nil {
+			errs++
+			firstErr = firstOf(firstErr, err)
+		}
+	}
+	ph.mu.Lock()
+	defer ph.mu.Unlock()
+	ph.connect, ph.release = append(ph.connect, connect...), append(ph.release, release...)
+	ph.ok, ph.refused, ph.errors = ph.ok+ok, ph.refused+refused, ph.errors+errs
+	if firstErr != nil && ph.firstErr == "" {
+		ph.firstErr = firstErr.Error()
+	}
+}
+
+// firstOf keeps the first error.
+func firstOf(first, err error) error {
+	if first != nil {
+		return first
+	}
+	return err
+}

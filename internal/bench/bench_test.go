@@ -1,0 +1,124 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// These tests run every harness at tiny sizes and check that the numbers
+// are sane and not zero. They assert nothing about speed.
+
+func TestProfile(t *testing.T) {
+	p, err := StartProfile("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := 0
+	for start := time.Now(); time.Since(start) < 300*time.Millisecond; {
+		x += len(strings.Repeat("lobby", 100))
+	}
+	r, err := p.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Wall <= 0 || r.CPU <= 0 || x == 0 {
+		t.Fatalf("report %+v", r)
+	}
+	if !p.off && (r.Sampled <= 0 || len(r.Top) == 0 || len(r.Categories) == 0) {
+		t.Fatalf("profile parsed to nothing: %+v", r)
+	}
+	var out bytes.Buffer
+	r.Write(&out, 5)
+	if !strings.Contains(out.String(), "cores") {
+		t.Fatalf("report:\n%s", out.String())
+	}
+}
+
+func TestAssign(t *testing.T) {
+	t.Parallel()
+	r, err := RunAssign(context.Background(), AssignConfig{Users: 4, Desktops: 2, Concurrency: 2, Duration: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Assignments == 0 || r.Errors != 0 || r.Rate() <= 0 || r.Connect.P50 <= 0 || r.Release.N == 0 || r.MemAfter.RSS <= 0 {
+		t.Fatalf("result %+v", r)
+	}
+	printed(t, r.Print, "assignments per second", "connect", "release")
+}
+
+func TestLogin(t *testing.T) {
+	t.Parallel()
+	r, err := RunLogin(context.Background(), LoginConfig{Users: 3, InFlight: 2, HashRuns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.OK != 3 || r.Errors != 0 || r.Floor <= 0 || r.Total <= 0 || r.HashOne <= 0 || r.Desktop.Max < r.Desktop.Min {
+		t.Fatalf("result %+v", r)
+	}
+	printed(t, r.Print, "floor", "time to desktop", "Fairness")
+}
+
+func TestGateway(t *testing.T) {
+	t.Parallel()
+	needs(t, "websockify")
+	r, err := RunGateway(context.Background(), GatewayConfig{Duration: 200 * time.Millisecond, Pings: 20, Rounds: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range r.Throughput {
+		if x.Bytes <= 0 || x.MiBps() <= 0 {
+			t.Errorf("throughput %s: %+v", x.Path, x)
+		}
+	}
+	for _, l := range r.Latency {
+		if l.N != 20 || l.P50 <= 0 {
+			t.Errorf("latency %s: %+v", l.Path, l)
+		}
+	}
+	printed(t, r.Print, "websockify", "lobby /gateway/vnc", "added")
+}
+
+func TestMemory(t *testing.T) {
+	t.Parallel()
+	_, err := exec.LookPath("Xvnc")
+	r, err := RunMemory(context.Background(), MemoryConfig{Settle: 50 * time.Millisecond, NoDesktop: err != nil})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Node.RSS <= 0 || r.NodePss <= 0 {
+		t.Fatalf("node %+v", r)
+	}
+	if !r.Config.NoDesktop && (r.DesktopPss() <= 0 || len(r.Xvnc) != 2 || r.Xvnc[0].Pss <= 0) {
+		t.Fatalf("desktop %+v %+v", r.Desktop, r.Xvnc)
+	}
+	printed(t, r.Print, "VmRSS", "Target")
+}
+
+// needs skips without a program, except under CI where it fails.
+func needs(t *testing.T, prog string) {
+	t.Helper()
+	if _, err := exec.LookPath(prog); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is missing: make test installs it", prog)
+		}
+		t.Skipf("%s is missing: make test installs it", prog)
+	}
+}
+
+// printed checks that a report mentions each of want.
+func printed(t *testing.T, print func(w io.Writer), want ...string) {
+	t.Helper()
+	var b bytes.Buffer
+	print(&b)
+	for _, s := range want {
+		if !strings.Contains(b.String(), s) {
+			t.Errorf("report lacks %q:\n%s", s, b.String())
+		}
+	}
+}

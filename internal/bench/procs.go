@@ -1,0 +1,202 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// child is a server run as a child process in its own process group, so
+// that stopping it also stops what it forked (websockify forks a process
+// per connection).
+type child struct {
+	name string
+	cmd  *exec.Cmd
+	out  lockedBuffer
+	done chan struct{}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.b.Len() > 64<<10 {
+		return len(p), nil // enough to explain a failure
+	}
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.TrimSpace(l.b.String())
+}
+
+// startChild starts argv; cred, when not nil, is the user to run as.
+func startChild(name string, argv []string, env []string, cred *syscall.Credential) (*child, error) {
+	path, err := exec.LookPath(argv[0])
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	c := &child{name: name, done: make(chan struct{})}
+	c.cmd = exec.Command(path, argv[1:]...)
+	c.cmd.Env = append(os.Environ(), env...)
+	c.cmd.Stdout, c.cmd.Stderr = &c.out, &c.out
+	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: cred}
+	if err := c.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	go func() { _ = c.cmd.Wait(); close(c.done) }()
+	return c, nil
+}
+
+// pid is the child's process ID.
+func (c *child) pid() int { return c.cmd.Process.Pid }
+
+// exited reports whether the child has ended.
+func (c *child) exited() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop sends SIGTERM to the child's process group, then SIGKILL after
+// grace, and waits for the child.
+func (c *child) stop(grace time.Duration) {
+	if c == nil {
+		return
+	}
+	pgid := c.cmd.Process.Pid
+	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	select {
+	case <-c.done:
+	case <-time.After(grace):
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		<-c.done
+	}
+	// Anything left in the group (forked workers) goes too.
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+}
+
+// waitListening dials addr until it answers, the child exits or timeout.
+func (c *child) waitListening(ctx context.Context, addr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			conn.Close()
+			return nil
+		}
+		if c.exited() {
+			return fmt.Errorf("%s exited before listening on %s: %s", c.name, addr, c.out.String())
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("%s not listening on %s after %s: %s", c.name, addr, timeout, c.out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// unprivileged returns the credential of user "nobody" when we are root,
+// nil (ourselves) otherwise.
+func unprivileged() (*syscall.Credential, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
+	}
+	u, err := user.Lookup("nobody")
+	if err != nil {
+		return nil, fmt.Errorf("look up user nobody: %w", err)
+	}
+	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
+	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
+	if err := errors.Join(err1, err2); err != nil {
+		return nil, err
+	}
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+}
+
+// startWebsockify runs Debian's websockify from a loopback port to target.
+func startWebsockify(ctx context.Context, target string) (*child, string, error) {
+	var lastErr error
+	for range 3 { // the free port may be taken before websockify binds it
+		port, err := freePort()
+		if err != nil {
+			return nil, "", err
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		c, err := startChild("websockify", []string{"websockify", addr, target}, nil, nil)
+		if err != nil {
+			return nil, "", fmt.Errorf("%w (install the websockify package: apt-get install websockify)", err)
+		}
+		if lastErr = c.waitListening(ctx, addr, 15*time.Second); lastErr == nil {
+			return c, addr, nil
+		}
+		c.stop(time.Second)
+	}
+	return nil, "", lastErr
+}
+
+// xvnc is a bare TigerVNC server (no session) with security None on the
+// loopback, run as nobody when we are root.
+type xvnc struct {
+	*child
+	addr string
+}
+
+// startXvnc starts Xvnc on a free display and port, with extra
+// arguments.
+func startXvnc(ctx context.Context, geometry string, extra ...string) (*xvnc, error) {
+	cred, err := unprivileged()
+	if err != nil {
+		return nil, err
+	}
+	var lastErr error
+	for display := 150; display < 160; display++ {
+		if _, err := os.Stat(fmt.Sprintf("/tmp/.X%d-lock", display)); err == nil {
+			continue
+		}
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		argv := []string{"Xvnc", ":" + strconv.Itoa(display), "-rfbport", strconv.Itoa(port),
+			"-localhost", "-SecurityTypes", "None", "-geometry", geometry, "-depth", "24", "-nolisten", "tcp"}
+		c, err := startChild("Xvnc", append(argv, extra...), nil, cred)
+		if err != nil {
+			return nil, fmt.Errorf("%w (install tigervnc-standalone-server)", err)
+		}
+		if lastErr = c.waitListening(ctx, addr, 10*time.Second); lastErr == nil {
+			return &xvnc{child: c, addr: addr}, nil
+		}
+		c.stop(time.Second)
+	}
+	return nil, fmt.Errorf("start Xvnc: %w", lastErr)
+}
