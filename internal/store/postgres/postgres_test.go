@@ -3,21 +3,24 @@ package postgres
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
-	"github.com/riverqueue/river/rivermigrate"
 
+	"lobby/internal/lobby"
 	"lobby/internal/store"
 	"lobby/internal/store/pgtest"
 	"lobby/internal/store/sqlstore"
 	"lobby/internal/store/storetest"
 )
 
+// open opens a store in a new schema, with enough connections for the
+// concurrency tests to contend for real.
 func open(tb testing.TB) *DB {
 	tb.Helper()
-	db, err := Open(context.Background(), pgtest.URL(tb), nil)
+	db, err := Open(context.Background(), pgtest.URL(tb)+"&pool_max_conns=16", nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -35,15 +38,11 @@ func TestSchemaVersion(t *testing.T) {
 	if err != nil || v != SchemaVersion {
 		t.Fatalf("SchemaVersion = %d, %v; want %d", v, err, SchemaVersion)
 	}
-	// River's migrator sees its migrations as applied.
-	m, err := rivermigrate.New(riverpgxv5.New(db.Pool()), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := m.Validate(t.Context(), nil)
-	if err != nil || !res.OK {
-		t.Fatalf("rivermigrate.Validate = %+v, %v", res, err)
-	}
+}
+
+func TestRiver(t *testing.T) {
+	db := open(t)
+	storetest.RiverWorks(t, riverpgxv5.New(db.Pool()))
 }
 
 func TestConcurrentOpen(t *testing.T) {
@@ -97,10 +96,7 @@ func TestMigrateDownAndUp(t *testing.T) {
 	if err := sqlstore.Migrate(t.Context(), cfg); err != nil {
 		t.Fatal(err)
 	}
-	m, _ := rivermigrate.New(riverpgxv5.New(db.Pool()), nil)
-	if res, err := m.Validate(t.Context(), nil); err != nil || !res.OK {
-		t.Fatalf("rivermigrate.Validate = %+v, %v", res, err)
-	}
+	storetest.RiverWorks(t, riverpgxv5.New(db.Pool()))
 }
 
 func TestUnreachable(t *testing.T) {
@@ -115,14 +111,47 @@ func TestUnreachable(t *testing.T) {
 	t.Log(err)
 }
 
+// TestExplainAssignFree checks that AssignFree finds a free desktop in the
+// partial index desktops_free, in the plan for a given pool and in the
+// generic plan a prepared statement may settle on, with and without
+// statistics.
 func TestExplainAssignFree(t *testing.T) {
 	db := open(t)
-	plan, err := db.ExplainAssignFree(t.Context(), "pool_x")
+	pools := storetest.Populate(t, db, 10, 100)
+	for _, analyze := range []bool{false, true} {
+		if analyze {
+			if _, err := db.Pool().Exec(t.Context(), "ANALYZE"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		plan, err := db.ExplainAssignFree(t.Context(), pools[3].ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("analyzed %v:\n%s", analyze, plan)
+		if n := strings.Count(plan, "Index Scan using desktops_free"); n != 2 {
+			t.Fatalf("AssignFree does not use the index desktops_free in both plans:\n%s", plan)
+		}
+	}
+	// The session state of the connection used for the generic plan was
+	// restored: AssignFree still works on every connection.
+	for range 10 {
+		a := &lobby.Assignment{UserID: storetest.User(t, db).ID, PoolID: pools[3].ID}
+		if _, err := db.AssignFree(t.Context(), a); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkAssignFree(b *testing.B) {
+	url := pgtest.URL(b)
+	if n := os.Getenv("BENCH_POOL_MAX_CONNS"); n != "" {
+		url += "&pool_max_conns=" + n
+	}
+	db, err := Open(b.Context(), url, nil)
 	if err != nil {
-		t.Fatal(err)
+		b.Fatal(err)
 	}
-	t.Log("\n" + plan)
-	if !strings.Contains(plan, "desktops_free") {
-		t.Fatalf("AssignFree does not use the index desktops_free:\n%s", plan)
-	}
+	defer db.Close()
+	storetest.BenchmarkAssignFree(b, db)
 }

@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/riverqueue/river/riverdriver/riversqlite"
-	"github.com/riverqueue/river/rivermigrate"
 
 	"lobby/internal/store"
 	"lobby/internal/store/sqlstore"
@@ -36,15 +35,11 @@ func TestSchemaVersion(t *testing.T) {
 	if err != nil || v != SchemaVersion {
 		t.Fatalf("SchemaVersion = %d, %v; want %d", v, err, SchemaVersion)
 	}
-	// River's migrator sees its migrations as applied.
-	m, err := rivermigrate.New(riversqlite.New(db.Writer()), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := m.Validate(t.Context(), nil)
-	if err != nil || !res.OK {
-		t.Fatalf("rivermigrate.Validate = %+v, %v", res, err)
-	}
+}
+
+func TestRiver(t *testing.T) {
+	db := open(t)
+	storetest.RiverWorks(t, riversqlite.New(db.Writer()))
 }
 
 func TestReopen(t *testing.T) {
@@ -93,10 +88,7 @@ func TestMigrateDownAndUp(t *testing.T) {
 	if err := sqlstore.Migrate(t.Context(), cfg); err != nil {
 		t.Fatal(err)
 	}
-	m, _ := rivermigrate.New(riversqlite.New(db.Writer()), nil)
-	if res, err := m.Validate(t.Context(), nil); err != nil || !res.OK {
-		t.Fatalf("rivermigrate.Validate = %+v, %v", res, err)
-	}
+	storetest.RiverWorks(t, riversqlite.New(db.Writer()))
 }
 
 func TestDirectoryNotWritable(t *testing.T) {
@@ -111,14 +103,29 @@ func TestDirectoryNotWritable(t *testing.T) {
 	t.Log(err)
 }
 
+// TestExplainAssignFree checks that AssignFree finds a free desktop with
+// one probe of the partial index desktops_free, with and without
+// statistics.
 func TestExplainAssignFree(t *testing.T) {
 	db := open(t)
-	plan, err := db.ExplainAssignFree(t.Context(), "pool_x")
-	if err != nil {
-		t.Fatal(err)
+	pools := storetest.Populate(t, db, 10, 100)
+	for _, analyze := range []bool{false, true} {
+		if analyze {
+			if _, err := db.Writer().Exec("ANALYZE"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		plan, err := db.ExplainAssignFree(t.Context(), pools[3].ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("analyzed %v:\n%s", analyze, plan)
+		if !strings.Contains(plan, "USING INDEX desktops_free (pool_id=?)") {
+			t.Fatalf("AssignFree does not use the index desktops_free:\n%s", plan)
+		}
 	}
-	t.Log("\n" + plan)
-	if !strings.Contains(plan, "desktops_free") {
-		t.Fatalf("AssignFree does not use the index desktops_free:\n%s", plan)
-	}
+}
+
+func BenchmarkAssignFree(b *testing.B) {
+	storetest.BenchmarkAssignFree(b, open(b))
 }

@@ -187,6 +187,23 @@ func (d *dialect) t(t time.Time) any {
 	return t.UnixMicro()
 }
 
+// tPtr is t for an optional time: NULL for nil.
+func (d *dialect) tPtr(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return d.t(*t)
+}
+
+// microPtr is micro for an optional time.
+func microPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	m := micro(*t)
+	return &m
+}
+
 // timeCol scans what dialect.t wrote.
 type timeCol struct{ t *time.Time }
 

@@ -45,6 +45,7 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 		{"InTxRollback", testInTxRollback},
 		{"InTxCommit", testInTxCommit},
 		{"ConcurrentAssignFree", testConcurrentAssignFree},
+		{"AssignFreeChurn", testAssignFreeChurn},
 		{"LockUserLimit", testLockUserLimit},
 	}
 	for _, tt := range tests {

@@ -61,8 +61,10 @@ CREATE TABLE desktops (
     updated      timestamptz NOT NULL,
     UNIQUE (host_id, name)
 );
--- AssignFree: a free running desktop of a pool, without scanning the pool.
-CREATE INDEX desktops_free ON desktops (pool_id) WHERE assigned_to IS NULL AND power = 'running';
+-- AssignFree: the first free running desktop of a pool by ID, one index
+-- probe however large the pool (ORDER BY id keeps PostgreSQL from choosing
+-- a sequential scan for LIMIT 1).
+CREATE INDEX desktops_free ON desktops (pool_id, id) WHERE assigned_to IS NULL AND power = 'running';
 CREATE INDEX desktops_pool_id ON desktops (pool_id, id);
 CREATE INDEX desktops_assigned_to ON desktops (assigned_to) WHERE assigned_to IS NOT NULL;
 
