@@ -169,7 +169,7 @@ type Queries interface {
 
 	// Assignments. AssignFree atomically takes one running, unassigned
 	// desktop of a.PoolID, marks it assigned to a.UserID, inserts a (setting
-	// a.ID, a.DesktopID, a.Created) and returns the desktop; ErrExhausted
+	// a.ID and a.DesktopID, and a.Created when zero) and returns the desktop; ErrExhausted
 	// when there is none. Two concurrent calls never get the same desktop.
 	AssignFree(ctx context.Context, a *lobby.Assignment) (*lobby.Desktop, error)
 	// AssignDesktop assigns a given unassigned desktop (persistent

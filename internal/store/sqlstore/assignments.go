@@ -36,7 +36,7 @@ func (q *queries) AssignFree(ctx context.Context, a *lobby.Assignment) (*lobby.D
 		a.ID = lobby.NewID("asg")
 	}
 	a.DisconnectedAt = microPtr(a.DisconnectedAt)
-	now := q.now()
+	now := q.createdAt(a)
 	var d *lobby.Desktop
 	take := func(q *queries) error {
 		var err error
@@ -227,7 +227,7 @@ func (q *queries) AssignDesktop(ctx context.Context, a *lobby.Assignment) error 
 		a.ID = lobby.NewID("asg")
 	}
 	a.DisconnectedAt = microPtr(a.DisconnectedAt)
-	now := q.now()
+	now := q.createdAt(a)
 	err := q.atomic(ctx, func(q *queries) error {
 		what := fmt.Sprintf("assign desktop %q", a.DesktopID)
 		var poolID string
@@ -325,4 +325,13 @@ func (q *queries) DeleteAssignment(ctx context.Context, id string) error {
 		}
 		return nil
 	})
+}
+
+// createdAt is the assignment's creation time: the caller's (whose clock
+// may be injected, as release plans are tested) or the store's now.
+func (q *queries) createdAt(a *lobby.Assignment) time.Time {
+	if !a.Created.IsZero() {
+		return micro(a.Created)
+	}
+	return q.now()
 }
