@@ -42,18 +42,18 @@ func (r *GatewayResult) Print(w io.Writer) {
 	fmt.Fprintf(w, "  one WebSocket client (github.com/coder/websocket, subprotocol binary) in this process asks for full non-incremental updates,\n")
 	fmt.Fprintf(w, "  two requests outstanding, for %s per path. Everything shares the %d cores.\n", c.Duration, r.Machine.Cores)
 	t := &table{}
-	t.add("throughput", "MiB/s", "vs websockify", "this process", "other processes")
+	t.add("throughput", "MiB/s", "vs websockify", "this process", "children (websockify)", "others (not ours)")
 	ws := r.rate(PathWebsockify).MiBps()
 	for _, x := range r.Throughput {
 		rel := "-"
 		if ws > 0 {
 			rel = fmt.Sprintf("%.2fx", x.MiBps()/ws)
 		}
-		t.add(x.Path, fmt.Sprintf("%.0f", x.MiBps()), rel,
-			fmt.Sprintf("%.2f cores", x.CPU.CoresUsed()), fmt.Sprintf("%.2f cores", x.CPU.OtherCores()))
+		t.add(x.Path, fmt.Sprintf("%.0f", x.MiBps()), rel, fmt.Sprintf("%.2f cores", x.CPU.CoresUsed()),
+			fmt.Sprintf("%.2f cores", x.CPU.ChildCores()), fmt.Sprintf("%.2f cores", x.CPU.OtherCores()))
 	}
 	t.write(w)
-	fmt.Fprintf(w, "  (\"other processes\" is websockify during its run, plus anything else running on the machine: /proc/stat)\n")
+	fmt.Fprintf(w, "  (CPU in cores from getrusage, /proc/PID/stat of our children, and /proc/stat for the rest of the shared machine)\n")
 	fmt.Fprintf(w, "Latency: %d round trips per path in %d interleaved rounds against %s\n", c.Pings, c.Rounds, r.LatencyOn)
 	t = &table{}
 	t.add("round trip", "count", "p50", "p99", "max", "added p50", "added p99")

@@ -22,6 +22,7 @@ type Profile struct {
 	start time.Time
 	cpu0  time.Duration
 	stat0 cpuStat
+	kids0 map[int]uint64
 	off   bool // profiling was not available
 }
 
@@ -46,7 +47,7 @@ func StartProfile(path string) (*Profile, error) {
 		// report the CPU time without the breakdown.
 		p.off = true
 	}
-	p.start, p.cpu0, p.stat0 = time.Now(), CPUTime(), readCPUStat()
+	p.start, p.cpu0, p.stat0, p.kids0 = time.Now(), CPUTime(), readCPUStat(), childrenCPU()
 	return p, nil
 }
 
@@ -57,6 +58,7 @@ func (p *Profile) Stop() (*CPUReport, error) {
 	}
 	r := &CPUReport{Wall: time.Since(p.start), CPU: CPUTime() - p.cpu0, Cores: runtime.NumCPU()}
 	r.MachineBusy = machineBusy(p.stat0, readCPUStat())
+	r.Children = childrenDelta(p.kids0, childrenCPU())
 	if p.file != nil {
 		if err := p.file.Close(); err != nil {
 			return r, fmt.Errorf("cpu profile: %w", err)
@@ -87,10 +89,13 @@ type CPUReport struct {
 	// MachineBusy is the CPU every process on the machine used
 	// (/proc/stat); what exceeds CPU was used by other processes.
 	MachineBusy time.Duration
-	Cores       int
-	Sampled     time.Duration // CPU time covered by profile samples
-	Categories  []Share       // by component, largest first
-	Top         []Share       // leaf functions (pprof's "flat"), largest first
+	// Children is the CPU of this process's descendants (PostgreSQL
+	// started by the harness, websockify, Xvnc), from /proc/PID/stat.
+	Children   time.Duration
+	Cores      int
+	Sampled    time.Duration // CPU time covered by profile samples
+	Categories []Share       // by component, largest first
+	Top        []Share       // leaf functions (pprof's "flat"), largest first
 }
 
 // CoresUsed is the process's CPU time over the wall time.
@@ -106,7 +111,15 @@ func (r *CPUReport) OtherCores() float64 {
 	if r == nil || r.Wall <= 0 {
 		return 0
 	}
-	return max(0, (r.MachineBusy-r.CPU).Seconds()/r.Wall.Seconds())
+	return max(0, (r.MachineBusy-r.CPU-r.Children).Seconds()/r.Wall.Seconds())
+}
+
+// ChildCores is the CPU of this process's descendants, in cores.
+func (r *CPUReport) ChildCores() float64 {
+	if r == nil || r.Wall <= 0 {
+		return 0
+	}
+	return r.Children.Seconds() / r.Wall.Seconds()
 }
 
 // Frac is the fraction of sampled CPU in the named category.
@@ -129,7 +142,10 @@ func (r *CPUReport) Write(w io.Writer, top int) {
 	}
 	fmt.Fprintf(w, "CPU of this process over the measured phase: %.2f s in %.2f s = %.2f of %d cores (node and load generator together)\n",
 		r.CPU.Seconds(), r.Wall.Seconds(), r.CoresUsed(), r.Cores)
-	fmt.Fprintf(w, "CPU of other processes on the machine meanwhile: %.2f cores (/proc/stat)\n", r.OtherCores())
+	if r.Children > 0 {
+		fmt.Fprintf(w, "CPU of its child processes (PostgreSQL, websockify or Xvnc it started): %.2f cores\n", r.ChildCores())
+	}
+	fmt.Fprintf(w, "CPU of other processes on the machine meanwhile: %.2f cores (/proc/stat; not ours, the machine is shared)\n", r.OtherCores())
 	t := &table{}
 	t.add("where the CPU went (profile)", "CPU", "share")
 	for _, s := range r.Categories {
