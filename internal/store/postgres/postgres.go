@@ -114,6 +114,9 @@ func (db *DB) Pool() *pgxpool.Pool { return db.pool }
 
 // Close closes the database/sql handle and the pool.
 func (db *DB) Close() error {
+	if db.Store != nil {
+		db.Store.Close()
+	}
 	err := db.sqldb.Close()
 	db.pool.Close()
 	return err

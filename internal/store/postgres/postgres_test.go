@@ -153,5 +153,9 @@ func BenchmarkAssignFree(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	storetest.BenchmarkAssignFree(b, db)
+	storetest.BenchmarkAssignFree(b, db, func(tb testing.TB) {
+		if _, err := db.Pool().Exec(tb.Context(), "ANALYZE"); err != nil {
+			tb.Fatal(err)
+		}
+	})
 }

@@ -164,6 +164,9 @@ func (db *DB) Path() string { return db.path }
 // Close closes both pools.
 func (db *DB) Close() error {
 	var errs []error
+	if db.Store != nil {
+		errs = append(errs, db.Store.Close())
+	}
 	if db.reader != nil {
 		errs = append(errs, db.reader.Close())
 	}

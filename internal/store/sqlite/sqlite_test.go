@@ -127,5 +127,10 @@ func TestExplainAssignFree(t *testing.T) {
 }
 
 func BenchmarkAssignFree(b *testing.B) {
-	storetest.BenchmarkAssignFree(b, open(b))
+	db := open(b)
+	storetest.BenchmarkAssignFree(b, db, func(tb testing.TB) {
+		if _, err := db.Writer().Exec("ANALYZE"); err != nil {
+			tb.Fatal(err)
+		}
+	})
 }

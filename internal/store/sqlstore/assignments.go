@@ -40,7 +40,7 @@ func (q *queries) AssignFree(ctx context.Context, a *lobby.Assignment) (*lobby.D
 	var d *lobby.Desktop
 	take := func(q *queries) error {
 		var err error
-		d, err = scanDesktop(q.w.QueryRowContext(ctx, q.d.assignFreeSQL(), q.assignFreeArgs(a, now)...))
+		d, err = scanDesktop(q.writeRow(ctx, q.d.assignFreeSQL(), q.assignFreeArgs(a, now)...))
 		if errors.Is(err, sql.ErrNoRows) {
 			return q.exhausted(ctx, a.PoolID)
 		}
@@ -82,11 +82,13 @@ func (d *dialect) assignFreeSQL() string {
 	if d.postgres() {
 		return assignFreePostgres
 	}
-	return `UPDATE desktops SET assigned_to = ?, updated = ?
-		WHERE id = (SELECT id FROM desktops INDEXED BY desktops_free
-			WHERE pool_id = ? AND assigned_to IS NULL AND power = 'running' ORDER BY id LIMIT 1)
-		RETURNING ` + desktopCols
+	return assignFreeSQLite
 }
+
+const assignFreeSQLite = `UPDATE desktops SET assigned_to = ?, updated = ?
+	WHERE id = (SELECT id FROM desktops INDEXED BY desktops_free
+		WHERE pool_id = ? AND assigned_to IS NULL AND power = 'running' ORDER BY id LIMIT 1)
+	RETURNING ` + desktopCols
 
 // assignFreePostgres picks, assigns and records in one statement. The pick
 // is a CTE of its own, joined by the UPDATE: an UPDATE inside a CTE with
@@ -201,15 +203,30 @@ func explainGeneric(ctx context.Context, db *sql.DB, stmt, poolID string) (strin
 // (ErrNotFound).
 func (q *queries) exhausted(ctx context.Context, poolID string) error {
 	var one int
-	err := q.r.QueryRowContext(ctx, q.d.bind(`SELECT 1 FROM pools WHERE id = ?`), poolID).Scan(&one)
+	err := q.readRow(ctx, poolExistsSQL, poolID).Scan(&one)
 	if err != nil {
 		return noRows(err, fmt.Sprintf("assign a desktop of pool %q", poolID))
 	}
 	return fmt.Errorf("pool %q: %w", poolID, store.ErrExhausted)
 }
 
+const (
+	poolExistsSQL       = `SELECT 1 FROM pools WHERE id = ?`
+	insertAssignmentSQL = `INSERT INTO assignments (` + assignmentCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	assignDesktopSQL    = `UPDATE desktops SET assigned_to = ?, updated = ? WHERE id = ? AND assigned_to IS NULL RETURNING pool_id`
+	deleteAssignmentSQL = `DELETE FROM assignments WHERE id = ? RETURNING desktop_id, user_id`
+	releaseDesktopSQL   = `UPDATE desktops SET assigned_to = NULL, updated = ? WHERE id = ? AND assigned_to = ?`
+)
+
+// hotSQLite lists the statements SQLite prepares when the store opens, so
+// that the transactions of the hot paths (AssignFree, AssignDesktop,
+// DeleteAssignment, LockUser) run prepared statements: a transaction
+// holds the only writer connection, on which nothing can be prepared.
+var hotSQLite = []string{assignFreeSQLite, poolExistsSQL, insertAssignmentSQL, assignDesktopSQL,
+	deleteAssignmentSQL, releaseDesktopSQL, lockUserSQL}
+
 func (q *queries) insertAssignment(ctx context.Context, a *lobby.Assignment, created time.Time) error {
-	_, err := q.exec(ctx, `INSERT INTO assignments (`+assignmentCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := q.exec(ctx, insertAssignmentSQL,
 		a.ID, a.DesktopID, a.UserID, nullStr(a.PoolID), nullStr(a.PolicyID), string(a.Mode), a.Connected,
 		q.d.tPtr(a.DisconnectedAt), q.d.t(created))
 	if err != nil {
@@ -231,8 +248,7 @@ func (q *queries) AssignDesktop(ctx context.Context, a *lobby.Assignment) error 
 	err := q.atomic(ctx, func(q *queries) error {
 		what := fmt.Sprintf("assign desktop %q", a.DesktopID)
 		var poolID string
-		err := q.w.QueryRowContext(ctx, q.d.bind(`UPDATE desktops SET assigned_to = ?, updated = ?
-			WHERE id = ? AND assigned_to IS NULL RETURNING pool_id`), a.UserID, q.d.t(now), a.DesktopID).Scan(strCol{&poolID})
+		err := q.writeRow(ctx, assignDesktopSQL, a.UserID, q.d.t(now), a.DesktopID).Scan(strCol{&poolID})
 		if errors.Is(err, sql.ErrNoRows) {
 			if _, err := q.GetDesktop(ctx, a.DesktopID); err != nil {
 				return err
@@ -296,7 +312,7 @@ func (q *queries) DeleteAssignment(ctx context.Context, id string) error {
 	now := q.d.t(q.now())
 	if q.d.postgres() {
 		var n int
-		err := q.w.QueryRowContext(ctx, `WITH a AS (
+		err := q.writeRow(ctx, `WITH a AS (
 				DELETE FROM assignments WHERE id = $1 RETURNING desktop_id, user_id
 			), d AS (
 				UPDATE desktops SET assigned_to = NULL, updated = $2
@@ -313,13 +329,11 @@ func (q *queries) DeleteAssignment(ctx context.Context, id string) error {
 	}
 	return q.atomic(ctx, func(q *queries) error {
 		var desktopID, userID string
-		err := q.w.QueryRowContext(ctx, `DELETE FROM assignments WHERE id = ? RETURNING desktop_id, user_id`, id).
-			Scan(&desktopID, &userID)
+		err := q.writeRow(ctx, deleteAssignmentSQL, id).Scan(&desktopID, &userID)
 		if err != nil {
 			return noRows(err, what)
 		}
-		_, err = q.exec(ctx, `UPDATE desktops SET assigned_to = NULL, updated = ? WHERE id = ? AND assigned_to = ?`,
-			now, desktopID, userID)
+		_, err = q.exec(ctx, releaseDesktopSQL, now, desktopID, userID)
 		if err != nil {
 			return fmt.Errorf("%s: %w", what, err)
 		}

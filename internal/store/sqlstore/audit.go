@@ -23,8 +23,8 @@ func scanAudit(sc scanner) (*lobby.AuditEvent, error) {
 // zero).
 func (q *queries) AppendAudit(ctx context.Context, e *lobby.AuditEvent) error {
 	e.At = q.createdTime(e.At)
-	err := q.w.QueryRowContext(ctx, q.d.bind(`INSERT INTO audit (at, actor, action, target, detail, remote)
-		VALUES (?, ?, ?, ?, ?, ?) RETURNING id`), q.d.t(e.At), e.Actor, e.Action, e.Target, e.Detail, e.Remote).Scan(&e.ID)
+	err := q.writeRow(ctx, `INSERT INTO audit (at, actor, action, target, detail, remote)
+		VALUES (?, ?, ?, ?, ?, ?) RETURNING id`, q.d.t(e.At), e.Actor, e.Action, e.Target, e.Detail, e.Remote).Scan(&e.ID)
 	if err != nil {
 		return fmt.Errorf("append audit event %q: %w", e.Action, err)
 	}
@@ -61,7 +61,7 @@ func (q *queries) ListAudit(ctx context.Context, f store.AuditFilter) ([]lobby.A
 // GetSetting returns the value of the setting; ErrNotFound.
 func (q *queries) GetSetting(ctx context.Context, key string) (string, error) {
 	var v string
-	err := q.r.QueryRowContext(ctx, q.d.bind(`SELECT value FROM settings WHERE name = ?`), key).Scan(&v)
+	err := q.readRow(ctx, `SELECT value FROM settings WHERE name = ?`, key).Scan(&v)
 	if err != nil {
 		return "", noRows(err, fmt.Sprintf("setting %q", key))
 	}

@@ -111,11 +111,11 @@ func (q *queries) DeleteDesktop(ctx context.Context, id string) error {
 // pool.
 func (q *queries) PoolCounts(ctx context.Context, poolID string) (store.PoolCounts, error) {
 	var c store.PoolCounts
-	err := q.r.QueryRowContext(ctx, q.d.bind(`SELECT count(d.id),
+	err := q.readRow(ctx, `SELECT count(d.id),
 			coalesce(sum(CASE WHEN d.power = 'running' AND d.assigned_to IS NULL THEN 1 ELSE 0 END), 0),
 			coalesce(sum(CASE WHEN d.assigned_to IS NOT NULL THEN 1 ELSE 0 END), 0),
 			coalesce(sum(CASE WHEN d.power IN ('creating', 'starting') THEN 1 ELSE 0 END), 0)
-		FROM pools p LEFT JOIN desktops d ON d.pool_id = p.id WHERE p.id = ? GROUP BY p.id`), poolID).
+		FROM pools p LEFT JOIN desktops d ON d.pool_id = p.id WHERE p.id = ? GROUP BY p.id`, poolID).
 		Scan(&c.Total, &c.Free, &c.Assigned, &c.Pending)
 	if err != nil {
 		return store.PoolCounts{}, noRows(err, fmt.Sprintf("count desktops of pool %q", poolID))

@@ -28,10 +28,10 @@ func (q *queries) UpsertHost(ctx context.Context, h *lobby.Host) error {
 		id = lobby.NewID("hst")
 	}
 	h.LastSeen = micro(h.LastSeen)
-	row := q.w.QueryRowContext(ctx, q.d.bind(`INSERT INTO hosts (`+hostCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)
+	row := q.writeRow(ctx, `INSERT INTO hosts (`+hostCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET provider = excluded.provider, state = excluded.state,
 			site_id = excluded.site_id, last_seen = excluded.last_seen
-		RETURNING id, created`),
+		RETURNING id, created`,
 		id, h.Name, h.Provider, string(h.State), h.SiteID, q.d.t(h.LastSeen), q.d.t(q.createdTime(h.Created)))
 	if err := row.Scan(&h.ID, timeCol{&h.Created}); err != nil {
 		return q.d.wrap(err, fmt.Sprintf("upsert host %q", h.Name))

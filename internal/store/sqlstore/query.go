@@ -44,10 +44,6 @@ func (q *queries) atomic(ctx context.Context, fn func(q *queries) error) error {
 	return q.d.store.inTx(ctx, fn)
 }
 
-func (q *queries) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return q.w.ExecContext(ctx, q.d.bind(query), args...)
-}
-
 // execOne runs a write that must change one row and returns ErrNotFound,
 // wrapped in what, when it changed none.
 func (q *queries) execOne(ctx context.Context, what string, query string, args ...any) error {
@@ -61,7 +57,7 @@ func (q *queries) execOne(ctx context.Context, what string, query string, args .
 // get reads one row from the reader; ErrNotFound, wrapped in what, when
 // there is none.
 func get[T any](ctx context.Context, q *queries, what string, scan func(scanner) (*T, error), query string, args ...any) (*T, error) {
-	v, err := scan(q.r.QueryRowContext(ctx, q.d.bind(query), args...))
+	v, err := scan(q.readRow(ctx, query, args...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%s: %w", what, store.ErrNotFound)
 	}
@@ -73,7 +69,7 @@ func get[T any](ctx context.Context, q *queries, what string, scan func(scanner)
 
 // list reads rows from the reader.
 func list[T any](ctx context.Context, q *queries, what string, scan func(scanner) (*T, error), query string, args ...any) ([]T, error) {
-	rows, err := q.r.QueryContext(ctx, q.d.bind(query), args...)
+	rows, err := q.readRows(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", what, err)
 	}
@@ -114,6 +110,9 @@ type dialect struct {
 	now      func() time.Time
 	store    *Store
 	bound    sync.Map // query with ? → query with $n (PostgreSQL)
+
+	// Prepared statements, on SQLite only.
+	writerStmts, readerStmts *stmtCache
 }
 
 func newDialect(s *Store) *dialect {

@@ -77,7 +77,29 @@ func New(cfg Config) (*Store, error) {
 	}
 	s := &Store{cfg: cfg}
 	s.queries = queries{d: newDialect(s), r: cfg.Reader, w: cfg.Writer}
+	if cfg.Dialect == store.SQLite {
+		s.d.writerStmts = newStmtCache(cfg.Writer)
+		if cfg.Reader != cfg.Writer {
+			s.d.readerStmts = newStmtCache(cfg.Reader)
+		}
+		for _, q := range hotSQLite {
+			if s.d.writerStmts.get(context.Background(), q) == nil {
+				return nil, fmt.Errorf("sqlstore: cannot prepare %q", q)
+			}
+		}
+	}
 	return s, nil
+}
+
+// Close releases the prepared statements. The connections belong to the
+// caller, who closes them after.
+func (s *Store) Close() error {
+	for _, c := range []*stmtCache{s.d.writerStmts, s.d.readerStmts} {
+		if c != nil {
+			c.close()
+		}
+	}
+	return nil
 }
 
 // InTx runs fn in one transaction on the writer, committed when fn returns

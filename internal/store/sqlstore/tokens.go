@@ -95,8 +95,8 @@ func (q *queries) CreateTicket(ctx context.Context, t *store.Ticket) error {
 // and returns it, in one statement; ErrNotFound when it is unknown, used or
 // expired.
 func (q *queries) RedeemTicket(ctx context.Context, hash string, now time.Time) (*store.Ticket, error) {
-	t, err := scanTicket(q.w.QueryRowContext(ctx, q.d.bind(
-		`UPDATE tickets SET used = TRUE, used_at = ? WHERE hash = ? AND NOT used AND expires > ? RETURNING `+ticketCols),
+	t, err := scanTicket(q.writeRow(ctx,
+		`UPDATE tickets SET used = TRUE, used_at = ? WHERE hash = ? AND NOT used AND expires > ? RETURNING `+ticketCols,
 		q.d.t(now), hash, q.d.t(now)))
 	if err != nil {
 		return nil, noRows(err, "redeem ticket")

@@ -99,18 +99,20 @@ func (q *queries) DeleteUser(ctx context.Context, id string) error {
 // included.
 func (q *queries) CountUsersWithRole(ctx context.Context, role lobby.Role) (int, error) {
 	var n int
-	err := q.r.QueryRowContext(ctx, q.d.bind(`SELECT count(*) FROM users WHERE role = ?`), string(role)).Scan(&n)
+	err := q.readRow(ctx, `SELECT count(*) FROM users WHERE role = ?`, string(role)).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count users with role %q: %w", role, err)
 	}
 	return n, nil
 }
 
+const lockUserSQL = `SELECT id FROM users WHERE id = ?`
+
 // LockUser locks the user's row until the transaction ends (PostgreSQL);
 // on SQLite the transaction already holds the only writer. ErrNotFound.
 func (q *queries) LockUser(ctx context.Context, userID string) error {
 	var id string
-	err := q.w.QueryRowContext(ctx, q.d.bind(`SELECT id FROM users WHERE id = ?`+q.d.pick("", ` FOR UPDATE`)), userID).Scan(&id)
+	err := q.writeRow(ctx, lockUserSQL+q.d.pick("", ` FOR UPDATE`), userID).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("lock user %q: %w", userID, store.ErrNotFound)
 	}

@@ -65,12 +65,16 @@ func (f *fixture) populate(tb testing.TB, pools, perPool int) []*lobby.Pool {
 
 // BenchmarkAssignFree measures AssignFree followed by DeleteAssignment
 // (the desktop goes back to the pool), from parallel goroutines, in one
-// pool of 1,000 among 10 such pools (see Populate). It reports
-// assignments/s. BENCH_PARALLELISM sets the goroutines per GOMAXPROCS
-// (default 4: the store waits on I/O).
-func BenchmarkAssignFree(b *testing.B, s store.Store) {
+// pool of 1,000 among 10 such pools (see Populate), after analyze (the
+// statistics a live database has; nil to skip). It reports assignments/s.
+// BENCH_PARALLELISM sets the goroutines per GOMAXPROCS (default 4: the
+// store waits on I/O).
+func BenchmarkAssignFree(b *testing.B, s store.Store, analyze func(testing.TB)) {
 	f := &fixture{s: s, ctx: b.Context()}
 	pools := f.populate(b, 10, 1000)
+	if analyze != nil {
+		analyze(b)
+	}
 	p := pools[len(pools)/2]
 	var users []*lobby.User
 	for range 64 {

@@ -1,0 +1,127 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"sync"
+)
+
+// stmtCache keeps prepared statements of one *sql.DB on SQLite, where
+// parsing a statement costs about a quarter of a short write (the modernc
+// driver caches none). PostgreSQL needs no cache: pgx keeps prepared
+// statements per connection. Queries are our own constant texts, so the
+// cache is bounded.
+type stmtCache struct {
+	db *sql.DB
+	mu sync.Mutex
+	m  map[string]*sql.Stmt
+}
+
+func newStmtCache(db *sql.DB) *stmtCache {
+	return &stmtCache{db: db, m: map[string]*sql.Stmt{}}
+}
+
+// lookup returns the statement if it is prepared, without preparing it.
+func (c *stmtCache) lookup(query string) *sql.Stmt {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[query]
+}
+
+// get returns the statement, preparing it on first use; nil when it cannot
+// be prepared (the caller then runs the query unprepared and sees the
+// error). It takes a connection of c.db to prepare, so it must not be
+// called while holding the only writer connection (inside a transaction).
+func (c *stmtCache) get(ctx context.Context, query string) *sql.Stmt {
+	if st := c.lookup(query); st != nil {
+		return st
+	}
+	st, err := c.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if prev, ok := c.m[query]; ok {
+		st.Close()
+		return prev
+	}
+	c.m[query] = st
+	return st
+}
+
+func (c *stmtCache) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for q, st := range c.m {
+		st.Close()
+		delete(c.m, q)
+	}
+}
+
+// writeRow runs a statement that returns a row on the writer, prepared
+// when it can be.
+func (q *queries) writeRow(ctx context.Context, query string, args ...any) *sql.Row {
+	query = q.d.bind(query)
+	if st := q.writerStmt(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return q.w.QueryRowContext(ctx, query, args...)
+}
+
+// exec runs a write on the writer, prepared when it can be.
+func (q *queries) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	query = q.d.bind(query)
+	if st := q.writerStmt(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return q.w.ExecContext(ctx, query, args...)
+}
+
+// readRow and readRows run a read on the reader (the transaction inside
+// one), prepared when they can be.
+func (q *queries) readRow(ctx context.Context, query string, args ...any) *sql.Row {
+	query = q.d.bind(query)
+	if st := q.readerStmt(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return q.r.QueryRowContext(ctx, query, args...)
+}
+
+func (q *queries) readRows(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	query = q.d.bind(query)
+	if st := q.readerStmt(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return q.r.QueryContext(ctx, query, args...)
+}
+
+// writerStmt returns the prepared statement for the writer, bound to the
+// transaction inside one; nil on PostgreSQL. Inside a transaction it only
+// uses statements prepared before (New prepares the hot ones), since
+// preparing needs the writer connection the transaction holds.
+func (q *queries) writerStmt(ctx context.Context, query string) *sql.Stmt {
+	c := q.d.writerStmts
+	if c == nil {
+		return nil
+	}
+	if q.tx == nil {
+		return c.get(ctx, query)
+	}
+	if st := c.lookup(query); st != nil {
+		return q.tx.StmtContext(ctx, st)
+	}
+	return nil
+}
+
+// readerStmt returns the prepared statement for the reader pool; inside a
+// transaction, the writer's if prepared. Nil on PostgreSQL.
+func (q *queries) readerStmt(ctx context.Context, query string) *sql.Stmt {
+	if q.tx != nil {
+		return q.writerStmt(ctx, query)
+	}
+	if c := q.d.readerStmts; c != nil {
+		return c.get(ctx, query)
+	}
+	return nil
+}
