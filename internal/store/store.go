@@ -52,7 +52,7 @@ type Token struct {
 	Hash    string // hex SHA-256 of the secret
 	Name    string // "login", or a name given by the user
 	Created time.Time
-	Expires time.Time
+	Expires time.Time // zero: never
 	Revoked bool
 }
 
@@ -115,7 +115,10 @@ type Queries interface {
 	ListUsers(ctx context.Context, opt ListOptions) ([]lobby.User, error)
 	UpdateUser(ctx context.Context, u *lobby.User) error // role, groups, disabled
 	SetPassword(ctx context.Context, userID, passwordHash string) error
+	// DeleteUser also deletes the user's tokens, tickets and assignments
+	// and frees their desktops (without any release plan: apply it first).
 	DeleteUser(ctx context.Context, id string) error
+	// CountUsersWithRole counts disabled users too.
 	CountUsersWithRole(ctx context.Context, role lobby.Role) (int, error)
 	// LockUser serializes concurrent transactions of one user (SELECT FOR
 	// UPDATE on PostgreSQL; SQLite transactions are already serial).
@@ -141,12 +144,17 @@ type Queries interface {
 	ListHosts(ctx context.Context, opt ListOptions) ([]lobby.Host, error)
 	SetHostState(ctx context.Context, id string, state lobby.HostState, siteID int, seen time.Time) error
 
-	// Desktops. Names are unique per host.
+	// Desktops. Names are unique per host. A new desktop is unassigned
+	// (d.AssignedTo must be empty). DeleteDesktop also deletes its
+	// assignment and tickets.
 	CreateDesktop(ctx context.Context, d *lobby.Desktop) error
 	GetDesktop(ctx context.Context, id string) (*lobby.Desktop, error)
 	GetDesktopByName(ctx context.Context, hostID, name string) (*lobby.Desktop, error)
 	ListDesktops(ctx context.Context, f DesktopFilter, opt ListOptions) ([]lobby.Desktop, error)
-	UpdateDesktop(ctx context.Context, d *lobby.Desktop) error // every mutable field; sets Updated
+	// UpdateDesktop writes every mutable field but AssignedTo (which only
+	// the assignment methods change, so a stale copy never frees or takes a
+	// desktop) and sets Updated.
+	UpdateDesktop(ctx context.Context, d *lobby.Desktop) error
 	SetDesktopPower(ctx context.Context, id string, power lobby.PowerState, consolePort int) error
 	DeleteDesktop(ctx context.Context, id string) error
 	PoolCounts(ctx context.Context, poolID string) (PoolCounts, error)

@@ -65,6 +65,13 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*DB, error) {
 	if err := checkWritable(filepath.Dir(path)); err != nil {
 		return nil, err
 	}
+	// The file holds password and token hashes: only we may read it (SQLite
+	// gives the -wal and -shm files the database file's mode).
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	f.Close()
 	db := &DB{path: path}
 	if db.writer, err = openWriter(ctx, path); err != nil {
 		return nil, err
@@ -98,7 +105,7 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*DB, error) {
 // checkWritable creates dir if needed and checks that we can create files
 // in it (SQLite needs the -wal and -shm files beside the database).
 func checkWritable(dir string) error {
-	err := os.MkdirAll(dir, 0o750)
+	err := os.MkdirAll(dir, 0o700)
 	if err == nil {
 		var f *os.File
 		if f, err = os.CreateTemp(dir, ".lobby-write-check-*"); err == nil {
@@ -169,6 +176,10 @@ func (db *DB) Close() error {
 	}
 	if db.reader != nil {
 		errs = append(errs, db.reader.Close())
+	}
+	// Keep the planner's statistics fresh, as SQLite advises on close.
+	if _, err := db.writer.Exec("PRAGMA optimize"); err != nil {
+		errs = append(errs, fmt.Errorf("optimize: %w", err))
 	}
 	errs = append(errs, db.writer.Close())
 	return errors.Join(errs...)

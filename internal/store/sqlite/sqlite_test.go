@@ -43,17 +43,33 @@ func TestRiver(t *testing.T) {
 }
 
 func TestReopen(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "lobby.db")
+	path := filepath.Join(t.TempDir(), "data", "lobby.db")
 	ctx := t.Context()
-	for range 2 {
+	for i := range 2 {
 		db, err := Open(ctx, path, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
+		if i == 1 {
+			if v, err := db.GetSetting(ctx, "k"); err != nil || v != "v" {
+				t.Fatalf("after reopening: %q, %v", v, err)
+			}
+		}
 		if err := db.SetSetting(ctx, "k", "v"); err != nil {
 			t.Fatal(err)
 		}
-		db.Close()
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm", filepath.Dir(path)} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			continue // -wal and -shm are removed on a clean close
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s has mode %v: others may read it", p, fi.Mode().Perm())
+		}
 	}
 }
 
