@@ -25,12 +25,17 @@ func scanAssignment(sc scanner) (*lobby.Assignment, error) {
 }
 
 // AssignFree takes a running, unassigned desktop of a.PoolID for a.UserID
-// and records a (setting a.ID when empty, a.DesktopID and a.Created),
-// atomically: on PostgreSQL in one statement (concurrent calls skip each
-// other's locked rows with FOR UPDATE SKIP LOCKED), on SQLite in a
+// and records a (setting a.ID when empty, a.DesktopID, and a.Created when
+// zero), atomically: on PostgreSQL in one statement, on SQLite in a
 // transaction (the single writer serializes them). ErrExhausted when the
 // pool has no free desktop, ErrNotFound when the pool, user or policy is
 // unknown.
+//
+// On PostgreSQL concurrent calls skip each other's locked rows (FOR UPDATE
+// SKIP LOCKED). A free desktop can also be locked by another writer (a
+// power report): when the fast statement finds nothing, a second one waits
+// for those locks and rechecks, so ErrExhausted never hides a free
+// desktop.
 func (q *queries) AssignFree(ctx context.Context, a *lobby.Assignment) (*lobby.Desktop, error) {
 	if a.ID == "" {
 		a.ID = lobby.NewID("asg")
@@ -41,6 +46,9 @@ func (q *queries) AssignFree(ctx context.Context, a *lobby.Assignment) (*lobby.D
 	take := func(q *queries) error {
 		var err error
 		d, err = scanDesktop(q.writeRow(ctx, q.d.assignFreeSQL(), q.assignFreeArgs(a, now)...))
+		if errors.Is(err, sql.ErrNoRows) && q.d.postgres() {
+			d, err = scanDesktop(q.writeRow(ctx, assignFreePostgresWait, q.assignFreeArgs(a, now)...))
+		}
 		if errors.Is(err, sql.ErrNoRows) {
 			return q.exhausted(ctx, a.PoolID)
 		}
@@ -56,7 +64,7 @@ func (q *queries) AssignFree(ctx context.Context, a *lobby.Assignment) (*lobby.D
 	}
 	var err error
 	if q.d.postgres() {
-		err = take(q) // one statement: atomic by itself
+		err = take(q) // each statement is atomic by itself
 	} else {
 		err = q.atomic(ctx, take)
 	}
@@ -97,10 +105,16 @@ const assignFreeSQLite = `UPDATE desktops SET assigned_to = ?, updated = ?
 // not see the subquery's value: about 1 call in 1,000 then reported
 // ErrExhausted with free desktops left under 32 concurrent callers
 // (storetest's AssignFreeChurn; measured on PostgreSQL 15).
-var assignFreePostgres = `WITH pick AS (
+var assignFreePostgres = assignFreePostgresLocking("FOR UPDATE SKIP LOCKED")
+
+// assignFreePostgresWait is assignFreePostgres waiting for locked rows.
+var assignFreePostgresWait = assignFreePostgresLocking("FOR UPDATE")
+
+func assignFreePostgresLocking(locking string) string {
+	return `WITH pick AS (
 		SELECT id FROM desktops
 		WHERE pool_id = $3 AND assigned_to IS NULL AND power = 'running'
-		ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED
+		ORDER BY id LIMIT 1 ` + locking + `
 	), d AS (
 		UPDATE desktops SET assigned_to = $1, updated = $2 FROM pick WHERE desktops.id = pick.id
 		RETURNING ` + qualify("desktops", desktopCols) + `
@@ -109,6 +123,7 @@ var assignFreePostgres = `WITH pick AS (
 		SELECT $4, d.id, $1, $3, $5, $6, $7, $8, $2 FROM d
 	)
 	SELECT ` + desktopCols + ` FROM d`
+}
 
 // qualify prefixes each column of a comma-separated list with table.
 func qualify(table, cols string) string {

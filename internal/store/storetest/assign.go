@@ -369,6 +369,53 @@ func testAssignFreeChurn(t *testing.T, f *fixture) {
 	same(t, "counts after the churn", c, store.PoolCounts{Total: desktops, Free: desktops})
 }
 
+// testReleaseWhilePowerChanges: power reports on a desktop racing with its
+// assignment and release lose neither (each statement rechecks the row a
+// concurrent one changed).
+func testReleaseWhilePowerChanges(t *testing.T, f *fixture) {
+	h, p, u := f.host(t), f.pool(t), f.user(t, nil)
+	d := f.desktop(t, h, p, lobby.PowerRunning)
+	rounds := 150
+	if raceEnabled {
+		rounds = 30
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := f.s.SetDesktopPower(f.ctx, d.ID, lobby.PowerRunning, 5900+i%2); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	defer func() { close(stop); wg.Wait() }()
+	for i := range rounds {
+		a := &lobby.Assignment{UserID: u.ID, PoolID: p.ID}
+		if i%2 == 0 {
+			if _, err := f.s.AssignFree(f.ctx, a); err != nil {
+				t.Fatalf("round %d: %v", i, err)
+			}
+		} else {
+			a.DesktopID = d.ID
+			if err := f.s.AssignDesktop(f.ctx, a); err != nil {
+				t.Fatalf("round %d: %v", i, err)
+			}
+		}
+		must(t, f.s.DeleteAssignment(f.ctx, a.ID))
+		got, err := f.s.GetDesktop(f.ctx, d.ID)
+		must(t, err)
+		if got.AssignedTo != "" || got.Power != lobby.PowerRunning {
+			t.Fatalf("round %d: after release: %+v", i, got)
+		}
+	}
+}
+
 // testLockUserLimit: concurrent requests of one user, each checking the
 // user's count under LockUser, never exceed the limit.
 func testLockUserLimit(t *testing.T, f *fixture) {

@@ -46,6 +46,7 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 		{"InTxCommit", testInTxCommit},
 		{"ConcurrentAssignFree", testConcurrentAssignFree},
 		{"AssignFreeChurn", testAssignFreeChurn},
+		{"ReleaseWhilePowerChanges", testReleaseWhilePowerChanges},
 		{"LockUserLimit", testLockUserLimit},
 	}
 	for _, tt := range tests {
