@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -68,6 +69,22 @@ type AssignResult struct {
 
 	MemStart, MemSetup, MemAfter Mem
 	CPU                          *CPUReport
+
+	// WriterWaits and WriterWait are how often and how long requests
+	// waited for SQLite's one writer connection (database/sql DBStats).
+	WriterWaits int64
+	WriterWait  time.Duration
+}
+
+// writerStats returns the pool statistics of the store's writer
+// connection when it has one (SQLite), nil otherwise.
+func writerStats(n *Node) *sql.DBStats {
+	w, ok := n.Server.Store.(interface{ Writer() *sql.DB })
+	if !ok {
+		return nil
+	}
+	st := w.Writer().Stats()
+	return &st
 }
 
 // Rate is assignments per second of the measured phase.
@@ -119,8 +136,12 @@ func RunAssign(ctx context.Context, cfg AssignConfig) (_ *AssignResult, err erro
 	if err != nil {
 		return nil, err
 	}
+	w0 := writerStats(node)
 	ph := l.run(ctx, cfg.Duration, cfg.MaxOps)
 	res.CPU, err = prof.Stop()
+	if w1 := writerStats(node); w1 != nil && w0 != nil {
+		res.WriterWaits, res.WriterWait = w1.WaitCount-w0.WaitCount, w1.WaitDuration-w0.WaitDuration
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -44,6 +44,19 @@ func (r *AssignResult) Print(w io.Writer) {
 		Ms(AssignTargetP99), verdict(p99OK, fmt.Sprintf("%s is %.1fx the target", Ms(r.Connect.P99), float64(r.Connect.P99)/float64(AssignTargetP99))))
 	fmt.Fprintf(w, "Memory (VmRSS of this process: node and load generator together, nothing subtracted): start %s, after setup %s, after load %s; peak (VmHWM) %s\n",
 		MiB(r.MemStart.RSS), MiB(r.MemSetup.RSS), MiB(r.MemAfter.RSS), MiB(r.MemAfter.HWM))
+	if r.WriterWaits > 0 {
+		fmt.Fprintf(w, "SQLite writer connection: requests waited for it %d times, %.2f s in all, %s per assignment (database/sql DBStats)\n",
+			r.WriterWaits, r.WriterWait.Seconds(), Ms(r.WriterWait/time.Duration(max(1, r.Assignments))))
+	}
+	if r.CPU != nil && r.Assignments > 0 {
+		per := (r.CPU.CPU + r.CPU.Children) / time.Duration(r.Assignments)
+		who := "node + load generator"
+		if r.CPU.Children > 0 {
+			who += " + PostgreSQL"
+		}
+		fmt.Fprintf(w, "CPU per assignment (one connect and one release; %s): %s, so at most %.0f/s if the %d cores did nothing else\n",
+			who, Ms(per), float64(r.Machine.Cores)/per.Seconds(), r.Machine.Cores)
+	}
 	r.CPU.Write(w, 15)
 	if c.CPUProfile != "" {
 		fmt.Fprintf(w, "CPU profile of the measured phase: %s (go tool pprof -top %s)\n", c.CPUProfile, c.CPUProfile)
