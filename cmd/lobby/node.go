@@ -63,6 +63,9 @@ func (m *Main) ParseFlags(cmd string, args []string) error {
 	if err := config.Load(fs, *cfgFile, m.Getenv); err != nil {
 		return err
 	}
+	if !m.dev && (c.SiteID < 1 || c.SiteID > 65535) {
+		return fmt.Errorf("--site-id %d is not valid: give this node's unique number from 1 to 65535", c.SiteID)
+	}
 	log, err := newLogger(m.Stderr, *logLevel)
 	if err != nil {
 		return err
@@ -147,11 +150,13 @@ func (m *Main) banner() {
 	}
 }
 
-// Close stops the node; running desktops keep running.
+// Close stops the node; running desktops keep running. It may be called
+// more than once.
 func (m *Main) Close() error {
 	if m.srv == nil {
 		return nil
 	}
+	defer func() { m.srv = nil }()
 	m.cancel()
 	var err error
 	select {
