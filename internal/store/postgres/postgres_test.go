@@ -16,11 +16,11 @@ import (
 	"lobby/internal/store/storetest"
 )
 
-// open opens a store in a new schema, with enough connections for the
-// concurrency tests to contend for real.
+// open opens a store in a new schema (with DefaultMaxConns connections,
+// enough for the concurrency tests to contend for real).
 func open(tb testing.TB) *DB {
 	tb.Helper()
-	db, err := Open(context.Background(), pgtest.URL(tb)+"&pool_max_conns=16", nil)
+	db, err := Open(context.Background(), pgtest.URL(tb), nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -97,6 +97,21 @@ func TestMigrateDownAndUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	storetest.RiverWorks(t, riverpgxv5.New(db.Pool()))
+}
+
+func TestDefaultMaxConns(t *testing.T) {
+	db := open(t)
+	if got := db.Pool().Config().MaxConns; got != DefaultMaxConns() {
+		t.Errorf("MaxConns = %d, want %d", got, DefaultMaxConns())
+	}
+	db2, err := Open(t.Context(), pgtest.URL(t)+"&pool_max_conns=3", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db2.Close()
+	if got := db2.Pool().Config().MaxConns; got != 3 {
+		t.Errorf("MaxConns with pool_max_conns=3: %d", got)
+	}
 }
 
 func TestUnreachable(t *testing.T) {
