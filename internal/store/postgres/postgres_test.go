@@ -158,6 +158,8 @@ func TestExplainAssignFree(t *testing.T) {
 	}
 }
 
+// BenchmarkAssignFree: see storetest.BenchmarkAssignFree.
+// BENCH_POOL_MAX_CONNS sets the pool size (default DefaultMaxConns).
 func BenchmarkAssignFree(b *testing.B) {
 	url := pgtest.URL(b)
 	if n := os.Getenv("BENCH_POOL_MAX_CONNS"); n != "" {

@@ -142,6 +142,7 @@ func TestExplainAssignFree(t *testing.T) {
 	}
 }
 
+// BenchmarkAssignFree: see storetest.BenchmarkAssignFree.
 func BenchmarkAssignFree(b *testing.B) {
 	db := open(b)
 	storetest.BenchmarkAssignFree(b, db, func(tb testing.TB) {
