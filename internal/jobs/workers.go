@@ -62,17 +62,9 @@ type powerWorker struct {
 
 func (w *powerWorker) Work(ctx context.Context, job *river.Job[PowerArgs]) error {
 	st := w.q.cfg.Store
-	d, err := st.GetDesktop(ctx, job.Args.DesktopID)
-	if errors.Is(err, store.ErrNotFound) {
-		// Deleted meanwhile: nothing is left to do, whatever the op.
-		return w.q.record(ctx, "desktop no longer exists")
-	}
-	if err != nil {
+	d, conn, err := w.q.target(ctx, job.JobRow, job.Args.DesktopID)
+	if d == nil || conn == nil {
 		return err
-	}
-	conn, err := w.q.cfg.Hosts.Get(d.HostID)
-	if err != nil {
-		return w.q.fail(ctx, job.JobRow, d, err)
 	}
 	cmd := hostconn.Command{ID: "job-" + strconv.FormatInt(job.ID, 10), Desktop: d.Name}
 	var pd provider.Desktop
@@ -122,16 +114,9 @@ type provisionWorker struct {
 
 func (w *provisionWorker) Work(ctx context.Context, job *river.Job[ProvisionArgs]) error {
 	st := w.q.cfg.Store
-	d, err := st.GetDesktop(ctx, job.Args.DesktopID)
-	if errors.Is(err, store.ErrNotFound) {
-		return w.q.record(ctx, "desktop no longer exists")
-	}
-	if err != nil {
+	d, conn, err := w.q.target(ctx, job.JobRow, job.Args.DesktopID)
+	if d == nil || conn == nil {
 		return err
-	}
-	conn, err := w.q.cfg.Hosts.Get(d.HostID)
-	if err != nil {
-		return w.q.fail(ctx, job.JobRow, d, err)
 	}
 	id := "job-" + strconv.FormatInt(job.ID, 10)
 	// A retried job may find the desktop created by its earlier attempt.
@@ -148,6 +133,24 @@ func (w *provisionWorker) Work(ctx context.Context, job *river.Job[ProvisionArgs
 		return err
 	}
 	return w.q.record(ctx, string(pd.Power))
+}
+
+// target loads a job's desktop and the connection to its host. With a nil
+// desktop or connection the job is over: err is what Work returns (nil
+// when the desktop was deleted meanwhile, so nothing is left to do).
+func (q *Queue) target(ctx context.Context, row *rivertype.JobRow, desktopID string) (*lobby.Desktop, hostconn.Conn, error) {
+	d, err := q.cfg.Store.GetDesktop(ctx, desktopID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil, q.record(ctx, "desktop no longer exists")
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	conn, err := q.cfg.Hosts.Get(d.HostID)
+	if err != nil {
+		return d, nil, q.fail(ctx, row, d, err)
+	}
+	return d, conn, nil
 }
 
 // record notes the running node's site ID and the result on the job.
