@@ -112,6 +112,7 @@ func benchLogin(ctx context.Context, fs *flag.FlagSet, stdout, stderr io.Writer)
 	fs.IntVar(&c.InFlight, "inflight", 256, "people signing in at once")
 	fs.IntVar(&c.Desktops, "desktops", 0, "pool size (default inflight+16; each desktop is released after connect)")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the storm to FILE")
+	fs.StringVar(&c.SlowDump, "slow-dump", "", "write every goroutine to FILE once a connect or release takes over 2 s")
 	return func() error {
 		r, err := bench.RunLogin(ctx, c)
 		if r != nil {

@@ -23,7 +23,10 @@ type LoginConfig struct {
 	Desktops   int
 	HashRuns   int // hashes timed for the floor; default 16
 	CPUProfile string
-	Log        io.Writer
+	// SlowDump, when set, is a file that gets every goroutine's stack
+	// once a connect or release has run for over 2 s.
+	SlowDump string
+	Log      io.Writer
 }
 
 func (c *LoginConfig) defaults() {
@@ -58,6 +61,7 @@ type LoginResult struct {
 	Desktop  Summary // time to desktop: login sent to connect answered
 	MemAfter Mem
 	CPU      *CPUReport
+	SlowNote string // what SlowDump caught
 }
 
 // RunLogin measures a start-of-day storm: Users people, InFlight at a
@@ -96,7 +100,9 @@ func RunLogin(ctx context.Context, cfg LoginConfig) (_ *LoginResult, err error) 
 	if err != nil {
 		return nil, err
 	}
-	st := storm(ctx, node.URL, names, pw, cfg.InFlight)
+	watch := newSlowWatch(cfg.SlowDump, 2*time.Second, cfg.InFlight)
+	st := storm(ctx, node.URL, names, pw, cfg.InFlight, watch)
+	res.SlowNote = watch.close()
 	res.CPU, err = prof.Stop()
 	if err != nil {
 		return nil, err
@@ -111,8 +117,8 @@ func RunLogin(ctx context.Context, cfg LoginConfig) (_ *LoginResult, err error) 
 }
 
 // timeHashes times verifications of one password hash with the node's
-// parameters: runs of them on one goroutine (median), then the rate with
-// one goroutine per core.
+// parameters: runs of them on one goroutine (median), then the rate of
+// runs on each of one goroutine per core at once.
 func timeHashes(ctx context.Context, pw string, runs, cores int) (time.Duration, float64, error) {
 	h := auth.NewHasher(auth.DefaultParams, cores)
 	enc, err := h.Hash(ctx, pw)
@@ -130,7 +136,7 @@ func timeHashes(ctx context.Context, pw string, runs, cores int) (time.Duration,
 	slices.Sort(one)
 	t := time.Now()
 	var wg sync.WaitGroup
-	per := max(1, runs/cores)
+	per := runs
 	for range cores {
 		wg.Go(func() {
 			for range per {
@@ -150,17 +156,23 @@ type stormResult struct {
 }
 
 // storm runs the sign-ins: inFlight clients take the users in order.
-func storm(ctx context.Context, base string, names []string, pw string, inFlight int) *stormResult {
+func storm(ctx context.Context, base string, names []string, pw string, inFlight int, watch *slowWatch) *stormResult {
 	hc := NewHTTPClient(inFlight)
 	st := &stormResult{}
 	var mu sync.Mutex
 	next := make(chan int)
 	start := time.Now()
 	var wg sync.WaitGroup
-	for range inFlight {
+	for k := range inFlight {
 		wg.Go(func() {
 			for i := range next {
-				l, c, err := signIn(ctx, hc, base, names[i], pw)
+				l, c, err := signIn(ctx, hc, base, names[i], pw, func(on bool) {
+					if on {
+						watch.begin(k)
+					} else {
+						watch.end(k)
+					}
+				})
 				mu.Lock()
 				if err != nil {
 					st.errors++
@@ -187,8 +199,10 @@ func storm(ctx context.Context, base string, names []string, pw string, inFlight
 	return st
 }
 
-// signIn is one person: login, connect, then release (not timed).
-func signIn(ctx context.Context, hc *http.Client, base, name, pw string) (login, connect time.Duration, err error) {
+// signIn is one person: login, connect, then release (not timed). track
+// is told when the connect and release start (true) and end (false).
+func signIn(ctx context.Context, hc *http.Client, base, name, pw string, track func(bool)) (login, connect time.Duration, err error) {
+	defer track(false)
 	var tok struct{ Token string }
 	t := time.Now()
 	if _, err := call(ctx, hc, "POST", base+"/api/v1/login", "", fmt.Appendf(nil, `{"username":%q,"password":%q}`, name, pw), &tok); err != nil {
@@ -196,6 +210,7 @@ func signIn(ctx context.Context, hc *http.Client, base, name, pw string) (login,
 	}
 	login = time.Since(t)
 	var g struct{ Desktop struct{ ID string } }
+	track(true)
 	t = time.Now()
 	if _, err := call(ctx, hc, "POST", base+"/api/v1/connect", tok.Token, []byte(`{"pool":"storm"}`), &g); err != nil {
 		return 0, 0, fmt.Errorf("connect %s: %w", name, err)

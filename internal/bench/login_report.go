@@ -17,6 +17,16 @@ func (r *LoginResult) OverFloor() float64 {
 	return r.Total.Seconds()/r.Floor.Seconds() - 1
 }
 
+// ParallelFloor is the storm's hashing at the rate measured with every
+// core hashing at once, which can be slower per hash than one core alone
+// (shared caches and memory bandwidth).
+func (r *LoginResult) ParallelFloor() time.Duration {
+	if r.HashParallel <= 0 {
+		return 0
+	}
+	return time.Duration(float64(r.Config.Users) / r.HashParallel * float64(time.Second))
+}
+
 // ExpectedWait is what a FIFO hasher makes each person wait when InFlight
 // people are in the queue: InFlight × one hash ÷ cores.
 func (r *LoginResult) ExpectedWait() time.Duration {
@@ -32,13 +42,18 @@ func (r *LoginResult) Print(w io.Writer) {
 	fmt.Fprintf(w, "Store:   %s\n", r.StoreInfo)
 	fmt.Fprintf(w, "Load:    %d people, %d at a time (client goroutines in the same process, sharing the %d cores); users made through the store\n", c.Users, c.InFlight, r.Machine.Cores)
 	fmt.Fprintf(w, "         with one reused argon2id hash (%s, 32-byte key); each sign-in verifies it in full; each desktop is released after connect\n", r.Params)
-	fmt.Fprintf(w, "Floor:   one verification %s on one goroutine (median of %d); %.0f/s with %d goroutines;\n", Ms(r.HashOne), c.HashRuns, r.HashParallel, r.Machine.GOMAXPROCS)
-	fmt.Fprintf(w, "         floor = %d × %s ÷ %d cores = %.2f s\n", c.Users, Ms(r.HashOne), r.Machine.GOMAXPROCS, r.Floor.Seconds())
+	fmt.Fprintf(w, "Floor:   one verification %s on one goroutine (median of %d); %.1f/s with %d goroutines at once (%d each);\n",
+		Ms(r.HashOne), c.HashRuns, r.HashParallel, r.Machine.GOMAXPROCS, c.HashRuns)
+	fmt.Fprintf(w, "         floor = %d × %s ÷ %d cores = %.2f s; at the rate measured with both cores hashing: %d ÷ %.1f/s = %.2f s\n",
+		c.Users, Ms(r.HashOne), r.Machine.GOMAXPROCS, r.Floor.Seconds(), c.Users, r.HashParallel, r.ParallelFloor().Seconds())
 	t := &table{}
 	t.add("result", "value")
 	t.add("total (first login sent to last release answered)", fmt.Sprintf("%.2f s", r.Total.Seconds()))
 	t.add("floor", fmt.Sprintf("%.2f s", r.Floor.Seconds()))
 	t.add("over the floor", fmt.Sprintf("%+.1f%%", 100*r.OverFloor()))
+	if pf := r.ParallelFloor(); pf > 0 {
+		t.add("over the measured parallel hashing rate", fmt.Sprintf("%+.1f%%", 100*(r.Total.Seconds()/pf.Seconds()-1)))
+	}
 	t.add("sign-ins per second", fmt.Sprintf("%.1f", float64(r.OK)/r.Total.Seconds()))
 	t.add("people with a desktop / errors", fmt.Sprintf("%d / %d", r.OK, r.Errors))
 	t.write(w)
@@ -61,6 +76,9 @@ func (r *LoginResult) Print(w io.Writer) {
 	fmt.Fprintf(w, "Target: within %.0f%% of the floor: %s\n", 100*LoginTargetOverFloor,
 		verdict(ok, fmt.Sprintf("%.1f%% over, %.2f s more than the floor", 100*r.OverFloor(), (r.Total-r.Floor).Seconds())))
 	r.printSplit(w)
+	if r.SlowNote != "" {
+		fmt.Fprintf(w, "Slow request: %s\n", r.SlowNote)
+	}
 	fmt.Fprintf(w, "Memory (VmRSS of this process, node and load generator): after the storm %s, peak (VmHWM) %s\n", MiB(r.MemAfter.RSS), MiB(r.MemAfter.HWM))
 	r.CPU.Write(w, 12)
 	if c.CPUProfile != "" {
