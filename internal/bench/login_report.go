@@ -28,9 +28,12 @@ func (r *LoginResult) ParallelFloor() time.Duration {
 }
 
 // ExpectedWait is what a FIFO hasher makes each person wait when InFlight
-// people are in the queue: InFlight × one hash ÷ cores.
+// people are in its queue: InFlight ÷ the parallel hashing rate.
 func (r *LoginResult) ExpectedWait() time.Duration {
-	return time.Duration(int64(r.Config.InFlight) * int64(r.HashOne) / int64(r.Machine.GOMAXPROCS))
+	if r.HashParallel <= 0 {
+		return 0
+	}
+	return time.Duration(float64(r.Config.InFlight) / r.HashParallel * float64(time.Second))
 }
 
 // Print writes the report.
@@ -70,7 +73,7 @@ func (r *LoginResult) Print(w io.Writer) {
 	if r.Desktop.P50 > 0 {
 		ratio = float64(r.Desktop.Max) / float64(r.Desktop.P50)
 	}
-	fmt.Fprintf(w, "Fairness: time to desktop spread %s to %s, max/p50 = %.2f; a FIFO hasher with %d in flight predicts about %s each\n",
+	fmt.Fprintf(w, "Fairness: time to desktop spread %s to %s, max/p50 = %.2f; a FIFO hasher with %d in flight predicts about %s each (in flight ÷ parallel rate)\n",
 		Ms(r.Desktop.Min), Ms(r.Desktop.Max), ratio, c.InFlight, Ms(r.ExpectedWait()))
 	ok := r.OverFloor() <= LoginTargetOverFloor
 	fmt.Fprintf(w, "Target: within %.0f%% of the floor: %s\n", 100*LoginTargetOverFloor,
