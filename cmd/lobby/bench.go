@@ -126,6 +126,7 @@ func benchGateway(ctx context.Context, fs *flag.FlagSet, stdout, stderr io.Write
 	c := bench.GatewayConfig{Log: stderr}
 	fs.DurationVar(&c.Duration, "duration", 5e9, "throughput measurement per path")
 	fs.IntVar(&c.Pings, "pings", 3000, "latency round trips per path")
+	fs.IntVar(&c.Outstanding, "outstanding", 2, "full-frame requests the throughput client keeps in flight")
 	fs.BoolVar(&c.Synthetic, "synthetic", false, "measure latency against a 1x1 synthetic source even when Xvnc is installed")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of Lobby's throughput phase to FILE")
 	return func() error {

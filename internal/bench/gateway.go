@@ -21,6 +21,9 @@ type GatewayConfig struct {
 	Duration time.Duration // of each throughput measurement; default 5 s
 	Pings    int           // round trips per path for latency; default 3000
 	Rounds   int           // latency rounds, interleaving the paths; default 5
+	// Outstanding is how many full-frame requests the throughput client
+	// keeps in flight; default 2.
+	Outstanding int
 	// Synthetic measures latency against a 1x1 synthetic source even when
 	// Xvnc is installed.
 	Synthetic  bool
@@ -34,6 +37,7 @@ func (c *GatewayConfig) defaults() {
 	}
 	setDefault(&c.Pings, 3000)
 	setDefault(&c.Rounds, 5)
+	setDefault(&c.Outstanding, 2)
 	c.Rounds = min(c.Rounds, c.Pings)
 	if c.Log == nil {
 		c.Log = io.Discard
@@ -147,7 +151,7 @@ func RunGateway(ctx context.Context, cfg GatewayConfig) (_ *GatewayResult, err e
 		if t.path == PathLobby {
 			profile = cfg.CPUProfile
 		}
-		r, err := throughput(ctx, t.dial, cfg.Duration, profile)
+		r, err := throughput(ctx, t.dial, cfg.Duration, cfg.Outstanding, profile)
 		if err != nil {
 			return nil, fmt.Errorf("throughput through %s: %w", t.path, err)
 		}
@@ -252,7 +256,7 @@ func openViewer(ctx context.Context, dial dialFunc) (*viewer, net.Conn, error) {
 }
 
 // throughput pumps full frames through one path for d.
-func throughput(ctx context.Context, dial dialFunc, d time.Duration, profile string) (Rate, error) {
+func throughput(ctx context.Context, dial dialFunc, d time.Duration, depth int, profile string) (Rate, error) {
 	v, conn, err := openViewer(ctx, dial)
 	if err != nil {
 		return Rate{}, err
@@ -263,7 +267,7 @@ func throughput(ctx context.Context, dial dialFunc, d time.Duration, profile str
 	if err != nil {
 		return Rate{}, err
 	}
-	n, elapsed, err := v.pump(d)
+	n, elapsed, err := v.pump(d, depth)
 	cpu, perr := prof.Stop()
 	return Rate{Bytes: n, Elapsed: elapsed, CPU: cpu}, errors.Join(err, perr)
 }

@@ -40,7 +40,7 @@ func (r *GatewayResult) Print(w io.Writer) {
 	fmt.Fprintf(w, "Throughput: synthetic RFB source (memory provider; 1280x800x32 Raw frames of 4,000 KiB) in this process;\n")
 	fmt.Fprintf(w, "  websockify as a child process in front of it on loopback; Lobby's node in this process with the memory provider's console;\n")
 	fmt.Fprintf(w, "  one WebSocket client (github.com/coder/websocket, subprotocol binary) in this process asks for full non-incremental updates,\n")
-	fmt.Fprintf(w, "  two requests outstanding, for %s per path. Everything shares the %d cores.\n", c.Duration, r.Machine.Cores)
+	fmt.Fprintf(w, "  %d requests outstanding, for %s per path. Everything shares the %d cores.\n", c.Outstanding, c.Duration, r.Machine.Cores)
 	t := &table{}
 	t.add("throughput", "MiB/s", "vs websockify", "this process", "children (websockify)", "others (not ours)")
 	ws := r.rate(PathWebsockify).MiBps()

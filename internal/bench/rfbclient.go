@@ -111,11 +111,11 @@ func (v *viewer) readUpdate() error {
 	return nil
 }
 
-// pump asks for full non-incremental updates, keeping two requests
+// pump asks for full non-incremental updates, keeping depth requests
 // outstanding, until d has passed; it returns the bytes read and the time.
-func (v *viewer) pump(d time.Duration) (int64, time.Duration, error) {
+func (v *viewer) pump(d time.Duration, depth int) (int64, time.Duration, error) {
 	w, h := v.si.Width, v.si.Height
-	for range 2 {
+	for range depth {
 		if err := v.request(false, 0, 0, w, h); err != nil {
 			return 0, 0, err
 		}
@@ -131,8 +131,8 @@ func (v *viewer) pump(d time.Duration) (int64, time.Duration, error) {
 		}
 	}
 	elapsed, n := time.Since(start), v.read-before
-	// Drain the two requests still outstanding, outside the timing.
-	for range 2 {
+	// Drain the requests still outstanding, outside the timing.
+	for range depth {
 		if err := v.readUpdate(); err != nil {
 			return 0, 0, err
 		}
