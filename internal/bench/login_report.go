@@ -98,7 +98,14 @@ func (r *LoginResult) printSplit(w io.Writer) {
 	hashCPU := time.Duration(int64(r.OK) * int64(r.HashOne))
 	fmt.Fprintf(w, "Time split, method 1 (known cost × count): %d verifications × %s = %.2f s of CPU for hashing, %.0f%% of the %.2f s this process used\n",
 		r.OK, Ms(r.HashOne), hashCPU.Seconds(), 100*hashCPU.Seconds()/r.CPU.CPU.Seconds(), r.CPU.CPU.Seconds())
-	fmt.Fprintf(w, "Time split, method 2 (CPU profile of the storm, by stack): hashing %.1f%%, store %.1f%%, HTTP/API %.1f%%, load generator %.1f%%, rest %.1f%%\n",
-		100*r.CPU.Frac(CatHash), 100*r.CPU.Frac(CatStore), 100*r.CPU.Frac(CatHTTP), 100*r.CPU.Frac(CatClient),
-		100*(1-r.CPU.Frac(CatHash)-r.CPU.Frac(CatStore)-r.CPU.Frac(CatHTTP)-r.CPU.Frac(CatClient)))
+	h := r.CPU.Frac(CatHash)
+	fmt.Fprintf(w, "Time split, method 2 (CPU profile of the storm, by stack): hashing %.1f%%, store %.1f%%, pool manager %.1f%%, GC %.1f%%, HTTP/API %.1f%%, load generator %.1f%%, rest %.1f%%\n",
+		100*h, 100*r.CPU.Frac(CatStore), 100*r.CPU.Frac(CatManager), 100*r.CPU.Frac(CatGC), 100*r.CPU.Frac(CatHTTP), 100*r.CPU.Frac(CatClient),
+		100*(1-h-r.CPU.Frac(CatStore)-r.CPU.Frac(CatManager)-r.CPU.Frac(CatGC)-r.CPU.Frac(CatHTTP)-r.CPU.Frac(CatClient)))
+	if h > 0 && r.OK > 0 {
+		inStorm := time.Duration(h * float64(r.CPU.CPU) / float64(r.OK))
+		floor := time.Duration(h * float64(r.CPU.CPU) / float64(r.Machine.GOMAXPROCS))
+		fmt.Fprintf(w, "Hashing during the storm: %s of CPU per verification (profile share × CPU ÷ count); that alone needs %.2f s on %d cores, the storm took %+.1f%% more\n",
+			Ms(inStorm), floor.Seconds(), r.Machine.GOMAXPROCS, 100*(r.Total.Seconds()/floor.Seconds()-1))
+	}
 }
