@@ -56,6 +56,9 @@ func (r *AssignResult) Print(w io.Writer) {
 		}
 		fmt.Fprintf(w, "CPU per assignment (one connect and one release; %s): %s, so at most %.0f/s if the %d cores did nothing else\n",
 			who, Ms(per), float64(r.Machine.Cores)/per.Seconds(), r.Machine.Cores)
+		if c.Node.Store == "postgres" && r.CPU.Children == 0 {
+			fmt.Fprintf(w, "  (PostgreSQL runs outside this process tree here, from --postgres or TEST_DATABASE_URL: its CPU is under other processes, not in the figure above)\n")
+		}
 	}
 	r.CPU.Write(w, 15)
 	if c.CPUProfile != "" {
