@@ -87,6 +87,9 @@ func TestGateway(t *testing.T) {
 func TestMemory(t *testing.T) {
 	t.Parallel()
 	_, err := exec.LookPath("Xvnc")
+	if err != nil && os.Getenv("CI") == "true" {
+		t.Fatal("Xvnc is missing: make test installs tigervnc-standalone-server")
+	}
 	r, err := RunMemory(context.Background(), MemoryConfig{Settle: 50 * time.Millisecond, NoDesktop: err != nil})
 	if err != nil {
 		t.Fatal(err)
