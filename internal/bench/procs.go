@@ -3,17 +3,17 @@ package bench
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"lobby/internal/osuser"
 )
 
 // child is a server run as a child process in its own process group, so
@@ -130,16 +130,11 @@ func unprivileged() (*syscall.Credential, error) {
 	if os.Geteuid() != 0 {
 		return nil, nil
 	}
-	u, err := user.Lookup("nobody")
+	cred, err := osuser.Credential("nobody")
 	if err != nil {
 		return nil, fmt.Errorf("look up user nobody: %w", err)
 	}
-	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
-	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
-	if err := errors.Join(err1, err2); err != nil {
-		return nil, err
-	}
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+	return cred, nil
 }
 
 // startWebsockify runs Debian's websockify from a loopback port to target.

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"lobby/internal/osuser"
+
 	"lobby/internal/lobby"
 )
 
@@ -150,7 +152,7 @@ func (c *Config) resolveIdentity() (identity, error) {
 		}
 		return identity{name: u.Username, uid: uint32(os.Geteuid()), gid: uint32(os.Getegid())}, nil
 	}
-	u, err := user.Lookup(c.RunAsUser)
+	uid, gid, err := osuser.Lookup(c.RunAsUser)
 	if err != nil {
 		var unknown user.UnknownUserError
 		if errors.As(err, &unknown) {
@@ -158,15 +160,13 @@ func (c *Config) resolveIdentity() (identity, error) {
 		}
 		return identity{}, fmt.Errorf("local provider: look up %s: %w", c.RunAsUser, err)
 	}
-	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
-	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
 	if uid == 0 {
 		return identity{}, lobby.Errorf(lobby.KindInvalid, "local provider: RunAsUser %q is root: desktops never run as root; give an unprivileged user", c.RunAsUser)
 	}
-	if !root && uint32(uid) != uint32(os.Geteuid()) {
+	if !root && uid != uint32(os.Geteuid()) {
 		return identity{}, lobby.Errorf(lobby.KindInvalid, "local provider: cannot run desktops as %q: the agent is not root; run it as root or leave RunAsUser empty", c.RunAsUser)
 	}
-	return identity{name: u.Username, uid: uint32(uid), gid: uint32(gid)}, nil
+	return identity{name: c.RunAsUser, uid: uid, gid: gid}, nil
 }
 
 // checkTraversable makes sure a user other than the agent can reach dir:

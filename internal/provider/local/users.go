@@ -4,13 +4,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"os/exec"
 	"os/user"
-	"strconv"
 	"strings"
 	"time"
+
+	"lobby/internal/osuser"
 )
 
 // desktopUser derives the per-desktop system user name: "lobby-", up to 16
@@ -30,16 +30,7 @@ func desktopUser(stateDir, name string) string {
 
 // lookupUser returns the uid and gid of an existing user.
 func lookupUser(name string) (uid, gid uint32, err error) {
-	u, err := user.Lookup(name)
-	if err != nil {
-		return 0, 0, err
-	}
-	id, err1 := strconv.ParseUint(u.Uid, 10, 32)
-	g, err2 := strconv.ParseUint(u.Gid, 10, 32)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, 0, fmt.Errorf("user %s: %w", name, err)
-	}
-	return uint32(id), uint32(g), nil
+	return osuser.Lookup(name)
 }
 
 // createUser creates the system user name with home as its home directory

@@ -8,12 +8,13 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
 	"time"
+
+	"lobby/internal/osuser"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -80,16 +81,11 @@ func serverCredential() (*syscall.Credential, error) {
 	if os.Geteuid() != 0 {
 		return nil, nil
 	}
-	u, err := user.Lookup("postgres")
+	cred, err := osuser.Credential("postgres")
 	if err != nil {
 		return nil, fmt.Errorf("pgtest: running as root, and PostgreSQL refuses root: %w (install postgresql-15, which creates the postgres user)", err)
 	}
-	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
-	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
-	if err := errors.Join(err1, err2); err != nil {
-		return nil, fmt.Errorf("pgtest: postgres user: %w", err)
-	}
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+	return cred, nil
 }
 
 // prepareDirs creates dir, the data and socket directories, hands them to
