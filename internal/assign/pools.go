@@ -22,6 +22,15 @@ func (s *Service) Stock(ctx context.Context, poolID string, hosts []string) erro
 	if err != nil {
 		return err
 	}
+	// The common case after a connect or release: enough free desktops and
+	// enough in all. One count answers it without listing the pool.
+	c, err := s.Store.PoolCounts(ctx, pool.ID)
+	if err != nil {
+		return err
+	}
+	if c.Free >= pool.MinFree && c.Total >= pool.MinSize {
+		return nil
+	}
 	all, err := s.poolDesktops(ctx, pool.ID)
 	if err != nil {
 		return err
@@ -175,8 +184,22 @@ func (m *Manager) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case id := <-m.kick:
-			if err := m.Service.Stock(ctx, id, m.Hosts()); err != nil && ctx.Err() == nil {
-				m.Service.Logger.Warn("stock pool", "pool", id, "err", err)
+			// Kicks arrive in bursts (every connect and release): take all
+			// that are queued and stock each pool once.
+			pools := map[string]bool{id: true}
+			for drained := false; !drained; {
+				select {
+				case id := <-m.kick:
+					pools[id] = true
+				default:
+					drained = true
+				}
+			}
+			hosts := m.Hosts()
+			for id := range pools {
+				if err := m.Service.Stock(ctx, id, hosts); err != nil && ctx.Err() == nil {
+					m.Service.Logger.Warn("stock pool", "pool", id, "err", err)
+				}
 			}
 		case <-t.C:
 			m.Pass(ctx)
