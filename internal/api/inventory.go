@@ -19,7 +19,7 @@ func (s *Server) listDesktops(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	f := store.DesktopFilter{HostID: q.Get("host"), AssignedTo: q.Get("assigned_to"), Power: lobby.PowerState(q.Get("power"))}
 	if ref := q.Get("pool"); ref != "" {
-		p, err := s.poolByRef(r.Context(), ref)
+		p, err := s.manager().Pool(r.Context(), ref)
 		if err != nil {
 			return err
 		}
@@ -34,9 +34,9 @@ func (s *Server) listDesktops(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) getDesktop(w http.ResponseWriter, r *http.Request) error {
-	d, err := s.Store.GetDesktop(r.Context(), r.PathValue("id"))
+	d, err := s.manager().Desktop(r.Context(), r.PathValue("id"))
 	if err != nil {
-		return storeErr(err, fmt.Sprintf("desktop %q", r.PathValue("id")))
+		return err
 	}
 	httpjson.Write(w, http.StatusOK, d)
 	return nil
@@ -44,44 +44,38 @@ func (s *Server) getDesktop(w http.ResponseWriter, r *http.Request) error {
 
 type actionInput struct {
 	Action string `json:"action"`
+	User   string `json:"user,omitempty"` // for assign
 }
 
 type jobView struct {
 	Job jobs.Job `json:"job"`
 }
 
-// transitional is the power state a desktop shows while an action runs.
-var transitional = map[string]lobby.PowerState{
-	"start": lobby.PowerStarting, "resume": lobby.PowerStarting, "restart": lobby.PowerStarting,
-	"stop": lobby.PowerStopping, "suspend": lobby.PowerStopping, "delete": lobby.PowerDeleting,
-}
-
+// desktopAction runs a power action (202 with its job), or assigns and
+// unassigns by hand (200).
 func (s *Server) desktopAction(w http.ResponseWriter, r *http.Request) error {
 	var in actionInput
 	if err := httpjson.Decode(w, r, &in); err != nil {
 		return err
 	}
-	d, err := s.Store.GetDesktop(r.Context(), r.PathValue("id"))
-	if err != nil {
-		return storeErr(err, fmt.Sprintf("desktop %q", r.PathValue("id")))
-	}
-	next, ok := transitional[in.Action]
-	if !ok {
-		return lobby.Errorf(lobby.KindInvalid, "action %q is not valid: use start, stop, suspend, resume, restart or delete", in.Action)
-	}
-	if in.Action == "delete" && d.AssignedTo != "" {
-		if s.Assign.Sessions != nil {
-			s.Assign.Sessions.End(d.ID)
+	m, id := s.manager(), r.PathValue("id")
+	switch in.Action {
+	case "assign":
+		as, err := m.AssignDesktop(r.Context(), actor(r), id, in.User)
+		if err != nil {
+			return err
 		}
+		httpjson.Write(w, http.StatusOK, as)
+		return nil
+	case "unassign":
+		if err := m.UnassignDesktop(r.Context(), actor(r), id); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
 	}
-	job, err := s.Queue.Power(r.Context(), d.ID, in.Action)
+	job, err := m.DesktopAction(r.Context(), actor(r), id, in.Action)
 	if err != nil {
-		return err
-	}
-	if err := s.Store.SetDesktopPower(r.Context(), d.ID, next, d.ConsolePort); err != nil {
-		return storeErr(err, "desktop "+d.Name)
-	}
-	if err := s.audit(r, s.Store, "desktop."+in.Action, d.ID, fmt.Sprintf("%s %s (job %s)", in.Action, d.Name, job.ID)); err != nil {
 		return err
 	}
 	httpjson.Write(w, http.StatusAccepted, jobView{Job: job})
@@ -121,6 +115,31 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	httpjson.Write(w, http.StatusOK, paged(js, opt, func(j jobs.Job) string { return j.ID }))
+	return nil
+}
+
+// jobAction retries or cancels a job.
+func (s *Server) jobAction(w http.ResponseWriter, r *http.Request) error {
+	var in actionInput
+	if err := httpjson.Decode(w, r, &in); err != nil {
+		return err
+	}
+	var (
+		j   jobs.Job
+		err error
+	)
+	switch in.Action {
+	case "retry":
+		j, err = s.manager().RetryJob(r.Context(), actor(r), r.PathValue("id"))
+	case "cancel":
+		j, err = s.manager().CancelJob(r.Context(), actor(r), r.PathValue("id"))
+	default:
+		err = lobby.FieldErrorf("action", "action %q is not valid: use retry or cancel", in.Action)
+	}
+	if err != nil {
+		return err
+	}
+	httpjson.Write(w, http.StatusOK, j)
 	return nil
 }
 

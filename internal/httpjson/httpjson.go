@@ -26,6 +26,7 @@ var statusOf = map[lobby.Kind]int{
 	lobby.KindNotFound:     http.StatusNotFound,
 	lobby.KindConflict:     http.StatusConflict,
 	lobby.KindTooLarge:     http.StatusRequestEntityTooLarge,
+	lobby.KindRateLimited:  http.StatusTooManyRequests,
 	lobby.KindUnavailable:  http.StatusServiceUnavailable,
 	lobby.KindMaintenance:  http.StatusServiceUnavailable,
 	lobby.KindInternal:     http.StatusInternalServerError,
@@ -48,6 +49,7 @@ type ErrorBody struct {
 	Error struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
+		Field   string `json:"field,omitempty"` // the input at fault, when one is
 	} `json:"error"`
 }
 
@@ -57,6 +59,7 @@ func Error(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) 
 	var body ErrorBody
 	body.Error.Code = string(lobby.ErrorKind(err))
 	body.Error.Message = lobby.ErrorMessage(err)
+	body.Error.Field = lobby.ErrorField(err)
 	if lobby.ErrorKind(err) == lobby.KindInternal && log != nil {
 		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}

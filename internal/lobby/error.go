@@ -17,6 +17,7 @@ const (
 	KindNotFound     Kind = "not_found"    // the named thing does not exist
 	KindConflict     Kind = "conflict"     // the state does not allow it now (exhausted pool, name taken)
 	KindTooLarge     Kind = "too_large"    // the request body is over the limit
+	KindRateLimited  Kind = "rate_limited" // too many attempts; wait and try again
 	KindUnavailable  Kind = "unavailable"  // a dependency (host, store) cannot serve it now
 	KindMaintenance  Kind = "maintenance"  // the node is in maintenance mode
 	KindInternal     Kind = "internal"     // a bug or an unexpected failure
@@ -27,6 +28,9 @@ const (
 type Error struct {
 	Kind    Kind
 	Message string
+	// Field names the input at fault (e.g. "max_size"), so a form can show
+	// the message next to it; empty when no single field is to blame.
+	Field string
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -34,6 +38,20 @@ func (e *Error) Error() string { return e.Message }
 // Errorf returns an *Error of kind k.
 func Errorf(k Kind, format string, args ...any) error {
 	return &Error{Kind: k, Message: fmt.Sprintf(format, args...)}
+}
+
+// FieldErrorf returns an invalid-input *Error about one field.
+func FieldErrorf(field, format string, args ...any) error {
+	return &Error{Kind: KindInvalid, Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorField returns the field err blames, or "".
+func ErrorField(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Field
+	}
+	return ""
 }
 
 // ErrorKind returns the kind of err, KindInternal when it is not an *Error.

@@ -16,7 +16,7 @@ var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 // digits, '.', '_' and '-', at most 63 characters, starting alphanumeric.
 func ValidName(what, name string) error {
 	if !nameRE.MatchString(name) {
-		return Errorf(KindInvalid, "%s name %q is not valid: use 1-63 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit", what, name)
+		return FieldErrorf("name", "%s name %q is not valid: use 1-63 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit", what, name)
 	}
 	return nil
 }
@@ -26,7 +26,7 @@ var usernameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$`)
 // ValidUsername checks a username.
 func ValidUsername(name string) error {
 	if !usernameRE.MatchString(name) {
-		return Errorf(KindInvalid, "username %q is not valid: use 1-128 letters, digits, '.', '_', '@' or '-', starting with a letter or digit", name)
+		return FieldErrorf("username", "username %q is not valid: use 1-128 letters, digits, '.', '_', '@' or '-', starting with a letter or digit", name)
 	}
 	return nil
 }
@@ -37,10 +37,10 @@ const MinPasswordLen = 10
 // ValidPassword checks a new password.
 func ValidPassword(pw string) error {
 	if len(pw) < MinPasswordLen {
-		return Errorf(KindInvalid, "password is too short: use at least %d characters", MinPasswordLen)
+		return FieldErrorf("password", "password is too short: use at least %d characters", MinPasswordLen)
 	}
 	if len(pw) > 1024 {
-		return Errorf(KindInvalid, "password is too long: use at most 1024 characters")
+		return FieldErrorf("password", "password is too long: use at most 1024 characters")
 	}
 	return nil
 }
@@ -68,22 +68,24 @@ func (p *Pool) Validate() error {
 		p.NamePattern = p.Name + "-{n}"
 	}
 	if !strings.Contains(p.NamePattern, "{n") {
-		return Errorf(KindInvalid, "name_pattern %q must contain {n} (or {n:3} for zero-padding), which is replaced by the desktop's number", p.NamePattern)
+		return FieldErrorf("name_pattern", "name_pattern %q must contain {n} (or {n:3} for zero-padding), which is replaced by the desktop's number", p.NamePattern)
 	}
 	if err := ValidName("desktop", DesktopName(p.NamePattern, 1)); err != nil {
-		return Errorf(KindInvalid, "name_pattern %q gives desktop names that are not valid: %s", p.NamePattern, ErrorMessage(err))
+		return FieldErrorf("name_pattern", "name_pattern %q gives desktop names that are not valid: %s", p.NamePattern, ErrorMessage(err))
 	}
 	switch {
-	case p.MinSize < 0 || p.MaxSize < 0 || p.MinFree < 0:
-		return Errorf(KindInvalid, "min_size, max_size and min_free must not be negative")
-	case p.MaxSize == 0:
-		return Errorf(KindInvalid, "max_size must be at least 1")
+	case p.MinSize < 0:
+		return FieldErrorf("min_size", "min_size must not be negative")
+	case p.MinFree < 0:
+		return FieldErrorf("min_free", "min_free must not be negative")
+	case p.MaxSize <= 0:
+		return FieldErrorf("max_size", "max_size must be at least 1")
 	case p.MaxSize > 100000:
-		return Errorf(KindInvalid, "max_size must be at most 100000")
+		return FieldErrorf("max_size", "max_size must be at most 100000")
 	case p.MinSize > p.MaxSize:
-		return Errorf(KindInvalid, "min_size (%d) must not exceed max_size (%d)", p.MinSize, p.MaxSize)
+		return FieldErrorf("min_size", "min_size (%d) must not exceed max_size (%d)", p.MinSize, p.MaxSize)
 	case p.MinFree > p.MaxSize:
-		return Errorf(KindInvalid, "min_free (%d) must not exceed max_size (%d)", p.MinFree, p.MaxSize)
+		return FieldErrorf("min_free", "min_free (%d) must not exceed max_size (%d)", p.MinFree, p.MaxSize)
 	}
 	if p.Template == "" {
 		p.Template = "default"
@@ -97,30 +99,30 @@ func (p *Policy) Validate() error {
 		return err
 	}
 	if len(p.Pools) == 0 {
-		return Errorf(KindInvalid, "policy %q offers no pools: give at least one pool", p.Name)
+		return FieldErrorf("pools", "policy %q offers no pools: give at least one pool", p.Name)
 	}
 	if len(p.Users) == 0 && len(p.Groups) == 0 {
-		return Errorf(KindInvalid, "policy %q applies to nobody: give users (\"*\" for everyone) or groups", p.Name)
+		return FieldErrorf("users", "policy %q applies to nobody: give users (\"*\" for everyone) or groups", p.Name)
 	}
 	if p.MaxDesktops == 0 {
 		p.MaxDesktops = 1
 	}
 	if p.MaxDesktops < 0 || p.MaxDesktops > 1000 {
-		return Errorf(KindInvalid, "max_desktops must be between 1 and 1000")
+		return FieldErrorf("max_desktops", "max_desktops must be between 1 and 1000")
 	}
 	switch p.Mode {
 	case "":
 		p.Mode = NonPersistent
 	case Persistent, NonPersistent:
 	default:
-		return Errorf(KindInvalid, "mode %q is not valid: use %q or %q", p.Mode, Persistent, NonPersistent)
+		return FieldErrorf("mode", "mode %q is not valid: use %q or %q", p.Mode, Persistent, NonPersistent)
 	}
 	switch p.PowerPlan {
 	case "":
 		p.PowerPlan = PowerKeep
 	case PowerKeep, PowerStop, PowerSuspend:
 	default:
-		return Errorf(KindInvalid, "power_on_release %q is not valid: use keep, stop or suspend", p.PowerPlan)
+		return FieldErrorf("power_on_release", "power_on_release %q is not valid: use keep, stop or suspend", p.PowerPlan)
 	}
 	return p.Release.Validate()
 }
@@ -128,7 +130,7 @@ func (p *Policy) Validate() error {
 // Validate checks a release plan.
 func (r *ReleasePlan) Validate() error {
 	if r.DisconnectMinutes < 0 || r.DisconnectMinutes > 525600 {
-		return Errorf(KindInvalid, "release.disconnect_minutes must be between 0 (never) and 525600")
+		return FieldErrorf("disconnect_minutes", "release.disconnect_minutes must be between 0 (never) and 525600")
 	}
 	if r.AtTime != "" {
 		if _, _, err := r.ClockTime(); err != nil {
@@ -142,7 +144,7 @@ func (r *ReleasePlan) Validate() error {
 func (r *ReleasePlan) ClockTime() (hour, minute int, err error) {
 	t, err := time.Parse("15:04", r.AtTime)
 	if err != nil {
-		return 0, 0, Errorf(KindInvalid, "release.at_time %q is not valid: use HH:MM on a 24-hour clock, e.g. 19:30", r.AtTime)
+		return 0, 0, FieldErrorf("at_time", "release.at_time %q is not valid: use HH:MM on a 24-hour clock, e.g. 19:30", r.AtTime)
 	}
 	return t.Hour(), t.Minute(), nil
 }

@@ -1,0 +1,110 @@
+package manage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"lobby/internal/lobby"
+	"lobby/internal/store"
+)
+
+// PoolInput is what a client may set on a pool.
+type PoolInput struct {
+	Name        string `json:"name"`
+	MinSize     int    `json:"min_size"`
+	MaxSize     int    `json:"max_size"`
+	MinFree     int    `json:"min_free"`
+	NamePattern string `json:"name_pattern"`
+	Template    string `json:"template"`
+}
+
+// PoolInputOf is the input that would recreate p (the start of an edit).
+func PoolInputOf(p *lobby.Pool) PoolInput {
+	return PoolInput{Name: p.Name, MinSize: p.MinSize, MaxSize: p.MaxSize, MinFree: p.MinFree, NamePattern: p.NamePattern, Template: p.Template}
+}
+
+// Pool looks a pool up by name, then by ID.
+func (s *Service) Pool(ctx context.Context, ref string) (*lobby.Pool, error) {
+	p, err := s.Store.GetPoolByName(ctx, ref)
+	if errors.Is(err, store.ErrNotFound) {
+		p, err = s.Store.GetPool(ctx, ref)
+	}
+	return p, StoreErr(err, fmt.Sprintf("pool %q", ref))
+}
+
+func poolDetail(p *lobby.Pool) string {
+	return fmt.Sprintf("pool %s: size %d-%d, %d free", p.Name, p.MinSize, p.MaxSize, p.MinFree)
+}
+
+// CreatePool validates and creates a pool; the pool manager then stocks it.
+func (s *Service) CreatePool(ctx context.Context, a Actor, in PoolInput) (*lobby.Pool, error) {
+	if err := Allow(a, lobby.PermConfigure); err != nil {
+		return nil, err
+	}
+	p := &lobby.Pool{Name: in.Name, MinSize: in.MinSize, MaxSize: in.MaxSize, MinFree: in.MinFree, NamePattern: in.NamePattern, Template: in.Template, Created: s.now()}
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	err := s.Store.InTx(ctx, func(q store.Queries) error {
+		if err := q.CreatePool(ctx, p); err != nil {
+			return nameTaken(err, fmt.Sprintf("pool %q", p.Name))
+		}
+		return s.audit(ctx, q, a, "pool.create", p.ID, poolDetail(p))
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.kick(p.ID)
+	return p, nil
+}
+
+// UpdatePool applies edit to the pool's current input and saves the result;
+// fields edit leaves alone keep their value.
+func (s *Service) UpdatePool(ctx context.Context, a Actor, ref string, edit func(*PoolInput) error) (*lobby.Pool, error) {
+	if err := Allow(a, lobby.PermConfigure); err != nil {
+		return nil, err
+	}
+	p, err := s.Pool(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	in := PoolInputOf(p)
+	if err := edit(&in); err != nil {
+		return nil, err
+	}
+	p.Name, p.MinSize, p.MaxSize, p.MinFree, p.NamePattern, p.Template = in.Name, in.MinSize, in.MaxSize, in.MinFree, in.NamePattern, in.Template
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	err = s.Store.InTx(ctx, func(q store.Queries) error {
+		if err := q.UpdatePool(ctx, p); err != nil {
+			return nameTaken(err, fmt.Sprintf("pool %q", p.Name))
+		}
+		return s.audit(ctx, q, a, "pool.update", p.ID, poolDetail(p))
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.kick(p.ID)
+	return p, nil
+}
+
+// DeletePool deletes an empty pool.
+func (s *Service) DeletePool(ctx context.Context, a Actor, ref string) error {
+	if err := Allow(a, lobby.PermConfigure); err != nil {
+		return err
+	}
+	p, err := s.Pool(ctx, ref)
+	if err != nil {
+		return err
+	}
+	return s.Store.InTx(ctx, func(q store.Queries) error {
+		if err := q.DeletePool(ctx, p.ID); errors.Is(err, store.ErrConflict) {
+			return lobby.Errorf(lobby.KindConflict, "pool %s still has desktops: delete them first (the desktop action delete), then the pool", p.Name)
+		} else if err != nil {
+			return StoreErr(err, fmt.Sprintf("pool %q", p.Name))
+		}
+		return s.audit(ctx, q, a, "pool.delete", p.ID, "pool "+p.Name)
+	})
+}
