@@ -7,11 +7,11 @@ DATA     ?= ./lobby-data
 # The whole suite stays well under CI's limit on 2 cores.
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all build run test test-short vet fuzz bench deps deps-test clean
+.PHONY: all build assets run test test-short vet fuzz bench deps deps-test clean
 
 all: build
 
-build:
+build: assets
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/lobby ./cmd/lobby
 
 deps:
@@ -19,6 +19,11 @@ deps:
 
 deps-test:
 	@scripts/install-deps.sh test
+	@scripts/assets.sh
+
+## assets: htmx and noVNC from package-lock.json, embedded by the build.
+assets:
+	@scripts/assets.sh
 
 ## run: a standalone node on embedded SQLite with a demo pool of real desktops.
 run: deps build
@@ -47,4 +52,4 @@ bench: build deps-test
 	$(GO) run ./cmd/withpg -- ./bin/lobby bench all
 
 clean:
-	rm -rf bin
+	rm -rf bin node_modules internal/web/static/vendor/novnc internal/web/static/vendor/htmx.min.js

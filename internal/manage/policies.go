@@ -140,6 +140,12 @@ func (s *Service) Simulate(ctx context.Context, a Actor, u *lobby.User) ([]Offer
 	if err := Allow(a, lobby.PermRead); err != nil {
 		return nil, err
 	}
+	return s.Offers(ctx, u)
+}
+
+// Offers lists the pools u may connect to, each with the policy that wins
+// and the pool's counts (the portal's "my desktops").
+func (s *Service) Offers(ctx context.Context, u *lobby.User) ([]Offer, error) {
 	pols, err := s.Assign.PoliciesFor(ctx, u)
 	if err != nil {
 		return nil, err

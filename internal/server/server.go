@@ -22,10 +22,12 @@ import (
 	"lobby/internal/gateway"
 	"lobby/internal/hostconn"
 	"lobby/internal/jobs"
+	"lobby/internal/manage"
 	"lobby/internal/provider"
 	"lobby/internal/store"
 	"lobby/internal/store/postgres"
 	"lobby/internal/store/sqlite"
+	"lobby/internal/web"
 )
 
 // Config configures a node. Zero values take the documented defaults.
@@ -98,6 +100,8 @@ type Server struct {
 	Manager   *assign.Manager
 	Gateway   *gateway.Gateway
 	Bootstrap auth.Bootstrap
+	// Throttle limits failed sign-ins on this node (pages and API).
+	Throttle *auth.Throttle
 	// CertFingerprint is the SHA-256 of the HTTPS certificate; NewCert
 	// says it was made on this start.
 	CertFingerprint string
@@ -117,7 +121,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, Hosts: hostconn.NewRegistry()}
+	s := &Server{cfg: cfg, log: cfg.Logger, Hosts: hostconn.NewRegistry(), Throttle: auth.NewThrottle()}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -206,8 +210,26 @@ func (s *Server) listen() error {
 	}
 	s.listener = ln
 	a := &api.Server{Store: s.Store, Auth: s.Auth, Assign: s.Assign, Queue: s.Queue, Gateway: s.Gateway, Version: s.cfg.Version, Logger: s.log}
+	apiHandler := a.Handler()
+	db := store.SQLite
+	if s.cfg.Postgres != "" {
+		db = store.Postgres
+	}
+	pages := &web.Server{
+		Store: s.Store, Auth: s.Auth, Assign: s.Assign, Queue: s.Queue, Hosts: s.Hosts,
+		Manage:   &manage.Service{Store: s.Store, Hasher: s.Auth.Hasher, Assign: s.Assign, Queue: s.Queue, Now: s.Auth.Now},
+		Throttle: s.Throttle, Version: s.cfg.Version, Logger: s.log,
+		Node: web.NodeInfo{SiteID: s.cfg.SiteID, Database: db, DataDir: s.cfg.DataDir, Listen: s.cfg.Listen, TLS: !s.cfg.PlainHTTP},
+	}
+	// The API (with the gateway and the probes) and the pages share one
+	// listener; everything not the API's is a page.
+	mux := http.NewServeMux()
+	for _, prefix := range []string{"/api/", "/gateway/", "/version", "/healthz", "/readyz", "/metrics"} {
+		mux.Handle(prefix, apiHandler)
+	}
+	mux.Handle("/", pages.Handler())
 	s.http = &http.Server{
-		Handler:           a.Handler(),
+		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
