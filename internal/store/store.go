@@ -101,6 +101,11 @@ type PoolCounts struct {
 	Free     int `json:"free"`     // running and unassigned: ready to hand out
 	Assigned int `json:"assigned"` // held by someone
 	Pending  int `json:"pending"`  // creating or starting
+	// Ready: unassigned and running or on its way (creating, starting),
+	// what a pool's MinFree counts. Idle: unassigned, stopped or
+	// suspended, which can be started instead of creating new ones.
+	Ready int `json:"ready"`
+	Idle  int `json:"idle"`
 }
 
 // Queries is everything that can be done in or out of a transaction.
@@ -199,6 +204,14 @@ type Queries interface {
 	// Settings: small named values (cluster CA, feature flags).
 	GetSetting(ctx context.Context, key string) (string, error)
 	SetSetting(ctx context.Context, key, value string) error
+}
+
+// AuthEpocher is implemented by stores that count, in this process, the
+// changes that can make an authenticated token invalid (revocations,
+// changes to users), so that a cache of authenticated tokens can tell
+// when to forget them: AuthEpoch moves after each such change commits.
+type AuthEpocher interface {
+	AuthEpoch() uint64
 }
 
 // Store is a connection to the database.

@@ -234,11 +234,19 @@ const (
 )
 
 // hotSQLite lists the statements SQLite prepares when the store opens, so
-// that the transactions of the hot paths (AssignFree, AssignDesktop,
-// DeleteAssignment, LockUser) run prepared statements: a transaction
-// holds the only writer connection, on which nothing can be prepared.
-var hotSQLite = []string{assignFreeSQLite, poolExistsSQL, insertAssignmentSQL, assignDesktopSQL,
-	deleteAssignmentSQL, releaseDesktopSQL, lockUserSQL}
+// that the transactions of the hot paths (connect: LockUser,
+// ListAssignments, AssignFree, AppendAudit, CreateTicket; release:
+// DeleteAssignment, AppendAudit; the savepoints of grouped transactions)
+// run prepared statements: a transaction holds the only writer
+// connection, on which nothing can be prepared.
+func hotSQLite() []string {
+	return []string{savepointSQL, releaseSQL, rollbackSQL,
+		assignFreeSQLite, poolExistsSQL, insertAssignmentSQL, assignDesktopSQL,
+		deleteAssignmentSQL, releaseDesktopSQL, lockUserSQL, appendAuditSQL, createTicketSQL,
+		getDesktopSQL, getAssignmentSQL, setConnectedSQL, setDisconnectedSQL,
+		listAssignmentsSQL(store.AssignmentFilter{UserID: "-"}),
+		listAssignmentsSQL(store.AssignmentFilter{DesktopID: "-"})}
+}
 
 func (q *queries) insertAssignment(ctx context.Context, a *lobby.Assignment, created time.Time) error {
 	_, err := q.exec(ctx, insertAssignmentSQL,
@@ -287,26 +295,43 @@ func (q *queries) AssignDesktop(ctx context.Context, a *lobby.Assignment) error 
 
 // GetAssignment returns the assignment with the ID; ErrNotFound.
 func (q *queries) GetAssignment(ctx context.Context, id string) (*lobby.Assignment, error) {
-	return get(ctx, q, fmt.Sprintf("assignment %q", id), scanAssignment,
-		`SELECT `+assignmentCols+` FROM assignments WHERE id = ?`, id)
+	return get(ctx, q, fmt.Sprintf("assignment %q", id), scanAssignment, getAssignmentSQL, id)
 }
+
+const getAssignmentSQL = `SELECT ` + assignmentCols + ` FROM assignments WHERE id = ?`
 
 // ListAssignments returns every assignment matching f, by ID.
 func (q *queries) ListAssignments(ctx context.Context, f store.AssignmentFilter) ([]lobby.Assignment, error) {
-	where, args := []string{"TRUE"}, []any{}
-	for _, c := range []struct {
-		col, val string
-	}{{"user_id", f.UserID}, {"desktop_id", f.DesktopID}, {"pool_id", f.PoolID}, {"policy_id", f.PolicyID}} {
+	return list(ctx, q, "assignments", scanAssignment, listAssignmentsSQL(f), assignmentArgs(f)...)
+}
+
+// listAssignmentsSQL is the query of ListAssignments for the fields f sets
+// (their values are the arguments, assignmentArgs).
+func listAssignmentsSQL(f store.AssignmentFilter) string {
+	where := []string{"TRUE"}
+	for _, c := range assignmentConds(f) {
 		if c.val != "" {
 			where = append(where, c.col+" = ?")
-			args = append(args, c.val)
 		}
 	}
 	if f.Disconnected {
 		where = append(where, "disconnected_at IS NOT NULL")
 	}
-	return list(ctx, q, "assignments", scanAssignment,
-		`SELECT `+assignmentCols+` FROM assignments WHERE `+strings.Join(where, " AND ")+` ORDER BY id`, args...)
+	return `SELECT ` + assignmentCols + ` FROM assignments WHERE ` + strings.Join(where, " AND ") + ` ORDER BY id`
+}
+
+func assignmentArgs(f store.AssignmentFilter) []any {
+	var args []any
+	for _, c := range assignmentConds(f) {
+		if c.val != "" {
+			args = append(args, c.val)
+		}
+	}
+	return args
+}
+
+func assignmentConds(f store.AssignmentFilter) [4]struct{ col, val string } {
+	return [4]struct{ col, val string }{{"user_id", f.UserID}, {"desktop_id", f.DesktopID}, {"pool_id", f.PoolID}, {"policy_id", f.PolicyID}}
 }
 
 // SetConnected records a session connecting (clearing DisconnectedAt) or
@@ -314,11 +339,15 @@ func (q *queries) ListAssignments(ctx context.Context, f store.AssignmentFilter)
 func (q *queries) SetConnected(ctx context.Context, assignmentID string, connected bool, at time.Time) error {
 	what := fmt.Sprintf("set connected of assignment %q", assignmentID)
 	if connected {
-		return q.execOne(ctx, what, `UPDATE assignments SET connected = TRUE, disconnected_at = NULL WHERE id = ?`, assignmentID)
+		return q.execOne(ctx, what, setConnectedSQL, assignmentID)
 	}
-	return q.execOne(ctx, what, `UPDATE assignments SET connected = FALSE, disconnected_at = ? WHERE id = ?`,
-		q.d.t(at), assignmentID)
+	return q.execOne(ctx, what, setDisconnectedSQL, q.d.t(at), assignmentID)
 }
+
+const (
+	setConnectedSQL    = `UPDATE assignments SET connected = TRUE, disconnected_at = NULL WHERE id = ?`
+	setDisconnectedSQL = `UPDATE assignments SET connected = FALSE, disconnected_at = ? WHERE id = ?`
+)
 
 // DeleteAssignment deletes the assignment and frees its desktop,
 // atomically (one statement on PostgreSQL); ErrNotFound.

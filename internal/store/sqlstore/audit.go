@@ -23,13 +23,14 @@ func scanAudit(sc scanner) (*lobby.AuditEvent, error) {
 // zero).
 func (q *queries) AppendAudit(ctx context.Context, e *lobby.AuditEvent) error {
 	e.At = q.createdTime(e.At)
-	err := q.writeRow(ctx, `INSERT INTO audit (at, actor, action, target, detail, remote)
-		VALUES (?, ?, ?, ?, ?, ?) RETURNING id`, q.d.t(e.At), e.Actor, e.Action, e.Target, e.Detail, e.Remote).Scan(&e.ID)
+	err := q.writeRow(ctx, appendAuditSQL, q.d.t(e.At), e.Actor, e.Action, e.Target, e.Detail, e.Remote).Scan(&e.ID)
 	if err != nil {
 		return fmt.Errorf("append audit event %q: %w", e.Action, err)
 	}
 	return nil
 }
+
+const appendAuditSQL = `INSERT INTO audit (at, actor, action, target, detail, remote) VALUES (?, ?, ?, ?, ?, ?) RETURNING id`
 
 // ListAudit returns the events matching f, newest first. f.Query matches a
 // case-insensitive substring of actor, action, target or detail (ASCII
@@ -53,9 +54,8 @@ func (q *queries) ListAudit(ctx context.Context, f store.AuditFilter) ([]lobby.A
 		}
 		where = append(where, "("+strings.Join(ors, " OR ")+")")
 	}
-	return list(ctx, q, "audit events", scanAudit,
-		`SELECT `+auditCols+` FROM audit WHERE `+strings.Join(where, " AND ")+` ORDER BY id DESC LIMIT ?`,
-		append(args, clampLimit(f.Limit))...)
+	return listLimit(ctx, q, "audit events", scanAudit,
+		`SELECT `+auditCols+` FROM audit WHERE `+strings.Join(where, " AND ")+` ORDER BY id DESC`, clampLimit(f.Limit), args...)
 }
 
 // GetSetting returns the value of the setting; ErrNotFound.

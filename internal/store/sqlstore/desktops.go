@@ -48,8 +48,10 @@ func (q *queries) CreateDesktop(ctx context.Context, d *lobby.Desktop) error {
 
 // GetDesktop returns the desktop with the ID; ErrNotFound.
 func (q *queries) GetDesktop(ctx context.Context, id string) (*lobby.Desktop, error) {
-	return get(ctx, q, fmt.Sprintf("desktop %q", id), scanDesktop, `SELECT `+desktopCols+` FROM desktops WHERE id = ?`, id)
+	return get(ctx, q, fmt.Sprintf("desktop %q", id), scanDesktop, getDesktopSQL, id)
 }
+
+const getDesktopSQL = `SELECT ` + desktopCols + ` FROM desktops WHERE id = ?`
 
 // GetDesktopByName returns the desktop of the host with the name;
 // ErrNotFound.
@@ -70,9 +72,8 @@ func (q *queries) ListDesktops(ctx context.Context, f store.DesktopFilter, opt s
 			args = append(args, c.val)
 		}
 	}
-	return list(ctx, q, "desktops", scanDesktop,
-		`SELECT `+desktopCols+` FROM desktops WHERE `+strings.Join(where, " AND ")+` ORDER BY id LIMIT ?`,
-		append(args, limit)...)
+	return listLimit(ctx, q, "desktops", scanDesktop,
+		`SELECT `+desktopCols+` FROM desktops WHERE `+strings.Join(where, " AND ")+` ORDER BY id`, limit, args...)
 }
 
 // UpdateDesktop writes every mutable field of d except AssignedTo, which
@@ -114,9 +115,11 @@ func (q *queries) PoolCounts(ctx context.Context, poolID string) (store.PoolCoun
 	err := q.readRow(ctx, `SELECT count(d.id),
 			coalesce(sum(CASE WHEN d.power = 'running' AND d.assigned_to IS NULL THEN 1 ELSE 0 END), 0),
 			coalesce(sum(CASE WHEN d.assigned_to IS NOT NULL THEN 1 ELSE 0 END), 0),
-			coalesce(sum(CASE WHEN d.power IN ('creating', 'starting') THEN 1 ELSE 0 END), 0)
+			coalesce(sum(CASE WHEN d.power IN ('creating', 'starting') THEN 1 ELSE 0 END), 0),
+			coalesce(sum(CASE WHEN d.assigned_to IS NULL AND d.power IN ('running', 'creating', 'starting') THEN 1 ELSE 0 END), 0),
+			coalesce(sum(CASE WHEN d.assigned_to IS NULL AND d.power IN ('stopped', 'suspended') THEN 1 ELSE 0 END), 0)
 		FROM pools p LEFT JOIN desktops d ON d.pool_id = p.id WHERE p.id = ? GROUP BY p.id`, poolID).
-		Scan(&c.Total, &c.Free, &c.Assigned, &c.Pending)
+		Scan(&c.Total, &c.Free, &c.Assigned, &c.Pending, &c.Ready, &c.Idle)
 	if err != nil {
 		return store.PoolCounts{}, noRows(err, fmt.Sprintf("count desktops of pool %q", poolID))
 	}

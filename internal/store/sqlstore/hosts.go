@@ -52,7 +52,7 @@ func (q *queries) GetHostByName(ctx context.Context, name string) (*lobby.Host, 
 // ListHosts pages hosts by ID.
 func (q *queries) ListHosts(ctx context.Context, opt store.ListOptions) ([]lobby.Host, error) {
 	after, limit := page(opt)
-	return list(ctx, q, "hosts", scanHost, `SELECT `+hostCols+` FROM hosts WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
+	return listLimit(ctx, q, "hosts", scanHost, `SELECT `+hostCols+` FROM hosts WHERE id > ? ORDER BY id`, limit, after)
 }
 
 // SetHostState records a host's link state, the site it is linked to and

@@ -58,8 +58,8 @@ func (q *queries) GetPolicyByName(ctx context.Context, name string) (*lobby.Poli
 // ListPolicies pages policies by ID.
 func (q *queries) ListPolicies(ctx context.Context, opt store.ListOptions) ([]lobby.Policy, error) {
 	after, limit := page(opt)
-	return list(ctx, q, "policies", scanPolicy,
-		`SELECT `+policyCols+` FROM policies WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
+	return listLimit(ctx, q, "policies", scanPolicy,
+		`SELECT `+policyCols+` FROM policies WHERE id > ? ORDER BY id`, limit, after)
 }
 
 // UpdatePolicy writes every field of p but ID and Created; ErrNotFound, or

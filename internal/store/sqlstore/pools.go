@@ -47,7 +47,7 @@ func (q *queries) GetPoolByName(ctx context.Context, name string) (*lobby.Pool, 
 // ListPools pages pools by ID.
 func (q *queries) ListPools(ctx context.Context, opt store.ListOptions) ([]lobby.Pool, error) {
 	after, limit := page(opt)
-	return list(ctx, q, "pools", scanPool, `SELECT `+poolCols+` FROM pools WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
+	return listLimit(ctx, q, "pools", scanPool, `SELECT `+poolCols+` FROM pools WHERE id > ? ORDER BY id`, limit, after)
 }
 
 // UpdatePool writes every field of p but ID and Created; ErrNotFound, or

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"lobby/internal/store"
@@ -33,6 +34,33 @@ type queries struct {
 	r  execer
 	w  execer
 	tx *sql.Tx // nil outside a transaction
+	// detached: the statements ignore the caller's cancellation (inside a
+	// group of transactions, see groupCommitter).
+	detached bool
+	// authChanged is set, inside a transaction, when it changed tokens or
+	// users (see Store.AuthEpoch).
+	authChanged *bool
+}
+
+// noteAuthChange records a change that can invalidate an authenticated
+// token: it bumps the epoch now outside a transaction, and once the
+// transaction ends inside one (so that a cache filled from a read made
+// before the commit is never taken for current).
+func (q *queries) noteAuthChange() {
+	if q.authChanged != nil {
+		*q.authChanged = true
+		return
+	}
+	q.d.authEpoch.Add(1)
+}
+
+// stmtCtx is the context for a statement: ctx without its cancellation
+// when q is detached.
+func (q *queries) stmtCtx(ctx context.Context) context.Context {
+	if q.detached {
+		return context.WithoutCancel(ctx)
+	}
+	return ctx
 }
 
 // atomic runs fn in the current transaction, or in a new one when q is not
@@ -88,9 +116,22 @@ func list[T any](ctx context.Context, q *queries, what string, scan func(scanner
 	return out, nil
 }
 
-// page returns the paging clause arguments for opt.
+// page returns the paging arguments for opt.
 func page(opt store.ListOptions) (after string, limit int) {
 	return opt.After, clampLimit(opt.Limit)
+}
+
+// listLimit is list with a LIMIT clause for n rows appended to query. The
+// two common page sizes are written into the text rather than bound: on
+// SQLite a bound LIMIT is planned with its value, so binding it again
+// expires the prepared statement and every run parsed the query anew
+// (sqlite3Reprepare). Other sizes are bound, so the statement cache stays
+// bounded.
+func listLimit[T any](ctx context.Context, q *queries, what string, scan func(scanner) (*T, error), query string, n int, args ...any) ([]T, error) {
+	if n == store.DefaultLimit || n == store.MaxLimit {
+		return list(ctx, q, what, scan, query+" LIMIT "+strconv.Itoa(n), args...)
+	}
+	return list(ctx, q, what, scan, query+" LIMIT ?", append(args, n)...)
 }
 
 func clampLimit(n int) int {
@@ -110,6 +151,9 @@ type dialect struct {
 	now      func() time.Time
 	store    *Store
 	bound    sync.Map // query with ? → query with $n (PostgreSQL)
+	// authEpoch counts the changes to tokens and users made through this
+	// store (Store.AuthEpoch).
+	authEpoch atomic.Uint64
 
 	// Prepared statements, on SQLite only.
 	writerStmts, readerStmts *stmtCache

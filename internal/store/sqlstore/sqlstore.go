@@ -67,7 +67,8 @@ func (c *Config) validate() error {
 // dialect packages, which own the connections.
 type Store struct {
 	queries
-	cfg Config
+	cfg   Config
+	group *groupCommitter // SQLite only
 }
 
 // New returns a Store over already migrated connections.
@@ -82,11 +83,12 @@ func New(cfg Config) (*Store, error) {
 		if cfg.Reader != cfg.Writer {
 			s.d.readerStmts = newStmtCache(cfg.Reader)
 		}
-		for _, q := range hotSQLite {
+		for _, q := range hotSQLite() {
 			if s.d.writerStmts.get(context.Background(), q) == nil {
 				return nil, fmt.Errorf("sqlstore: cannot prepare %q", q)
 			}
 		}
+		s.group = newGroupCommitter(s, cfg.Writer)
 	}
 	return s, nil
 }
@@ -94,6 +96,9 @@ func New(cfg Config) (*Store, error) {
 // Close releases the prepared statements. The connections belong to the
 // caller, who closes them after.
 func (s *Store) Close() error {
+	if s.group != nil {
+		s.group.close()
+	}
 	for _, c := range []*stmtCache{s.d.writerStmts, s.d.readerStmts} {
 		if c != nil {
 			c.close()
@@ -105,12 +110,22 @@ func (s *Store) Close() error {
 // InTx runs fn in one transaction on the writer, committed when fn returns
 // nil and rolled back otherwise. fn must use the Queries it is given: on
 // SQLite, a write through the Store from inside fn waits forever for the
-// writer that fn holds.
+// writer that fn holds. On SQLite, concurrent transactions are committed
+// in groups (see groupCommitter): fn's statements then ignore the
+// cancellation of ctx, and InTx returns once the group is committed.
 func (s *Store) InTx(ctx context.Context, fn func(q store.Queries) error) error {
 	return s.inTx(ctx, func(q *queries) error { return fn(q) })
 }
 
-func (s *Store) inTx(ctx context.Context, fn func(q *queries) error) (err error) {
+func (s *Store) inTx(ctx context.Context, fn func(q *queries) error) error {
+	if s.group != nil {
+		return s.group.do(ctx, fn)
+	}
+	return s.inOwnTx(ctx, fn)
+}
+
+// inOwnTx runs fn in a database transaction of its own.
+func (s *Store) inOwnTx(ctx context.Context, fn func(q *queries) error) (err error) {
 	tx, err := s.cfg.Writer.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
@@ -124,7 +139,13 @@ func (s *Store) inTx(ctx context.Context, fn func(q *queries) error) (err error)
 			_ = tx.Rollback()
 		}
 	}()
-	if err = fn(&queries{d: s.d, r: tx, w: tx, tx: tx}); err != nil {
+	changed := false
+	defer func() {
+		if changed {
+			s.d.authEpoch.Add(1)
+		}
+	}()
+	if err = fn(&queries{d: s.d, r: tx, w: tx, tx: tx, authChanged: &changed}); err != nil {
 		return err
 	}
 	if err = tx.Commit(); err != nil {
@@ -132,6 +153,15 @@ func (s *Store) inTx(ctx context.Context, fn func(q *queries) error) (err error)
 	}
 	return nil
 }
+
+// AuthEpoch counts the changes made through this Store that can make an
+// authenticated token invalid: token revocations, and changes to users
+// (update, password, deletion). It moves once the change is committed.
+// Changes made by other processes (other nodes of a cluster) are not
+// counted.
+func (s *Store) AuthEpoch() uint64 { return s.d.authEpoch.Load() }
+
+var _ store.AuthEpocher = (*Store)(nil)
 
 // Dialect returns store.SQLite or store.Postgres.
 func (s *Store) Dialect() string { return s.cfg.Dialect }

@@ -62,6 +62,7 @@ func (c *stmtCache) close() {
 // writeRow runs a statement that returns a row on the writer, prepared
 // when it can be.
 func (q *queries) writeRow(ctx context.Context, query string, args ...any) *sql.Row {
+	ctx = q.stmtCtx(ctx)
 	query = q.d.bind(query)
 	if st := q.writerStmt(ctx, query); st != nil {
 		return st.QueryRowContext(ctx, args...)
@@ -71,6 +72,7 @@ func (q *queries) writeRow(ctx context.Context, query string, args ...any) *sql.
 
 // exec runs a write on the writer, prepared when it can be.
 func (q *queries) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	ctx = q.stmtCtx(ctx)
 	query = q.d.bind(query)
 	if st := q.writerStmt(ctx, query); st != nil {
 		return st.ExecContext(ctx, args...)
@@ -81,6 +83,7 @@ func (q *queries) exec(ctx context.Context, query string, args ...any) (sql.Resu
 // readRow and readRows run a read on the reader (the transaction inside
 // one), prepared when they can be.
 func (q *queries) readRow(ctx context.Context, query string, args ...any) *sql.Row {
+	ctx = q.stmtCtx(ctx)
 	query = q.d.bind(query)
 	if st := q.readerStmt(ctx, query); st != nil {
 		return st.QueryRowContext(ctx, args...)
@@ -89,6 +92,7 @@ func (q *queries) readRow(ctx context.Context, query string, args ...any) *sql.R
 }
 
 func (q *queries) readRows(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	ctx = q.stmtCtx(ctx)
 	query = q.d.bind(query)
 	if st := q.readerStmt(ctx, query); st != nil {
 		return st.QueryContext(ctx, args...)

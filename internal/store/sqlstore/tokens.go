@@ -45,11 +45,13 @@ func (q *queries) GetToken(ctx context.Context, hash string) (*store.Token, erro
 
 // RevokeToken marks the token revoked; ErrNotFound.
 func (q *queries) RevokeToken(ctx context.Context, id string) error {
+	defer q.noteAuthChange()
 	return q.execOne(ctx, fmt.Sprintf("revoke token %q", id), `UPDATE tokens SET revoked = TRUE WHERE id = ?`, id)
 }
 
 // RevokeUserTokens revokes every token of the user (none is not an error).
 func (q *queries) RevokeUserTokens(ctx context.Context, userID string) error {
+	defer q.noteAuthChange()
 	_, err := q.exec(ctx, `UPDATE tokens SET revoked = TRUE WHERE user_id = ? AND NOT revoked`, userID)
 	if err != nil {
 		return fmt.Errorf("revoke tokens of user %q: %w", userID, err)
@@ -83,13 +85,15 @@ func scanTicket(sc scanner) (*store.Ticket, error) {
 func (q *queries) CreateTicket(ctx context.Context, t *store.Ticket) error {
 	t.Created = q.createdTime(t.Created)
 	t.Expires = micro(t.Expires)
-	_, err := q.exec(ctx, `INSERT INTO tickets (`+ticketCols+`) VALUES (?, ?, ?, ?, ?)`,
+	_, err := q.exec(ctx, createTicketSQL,
 		t.Hash, t.UserID, t.DesktopID, q.d.t(t.Created), q.d.t(t.Expires))
 	if err != nil {
 		return q.d.wrapRef(err, "create ticket", fmt.Sprintf("user %q or desktop %q", t.UserID, t.DesktopID))
 	}
 	return nil
 }
+
+const createTicketSQL = `INSERT INTO tickets (` + ticketCols + `) VALUES (?, ?, ?, ?, ?)`
 
 // RedeemTicket marks an unused ticket that has not expired at now as used
 // and returns it, in one statement; ErrNotFound when it is unknown, used or

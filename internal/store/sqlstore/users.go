@@ -71,12 +71,13 @@ func (q *queries) GetUserByName(ctx context.Context, username string) (*lobby.Us
 // ListUsers pages users by ID.
 func (q *queries) ListUsers(ctx context.Context, opt store.ListOptions) ([]lobby.User, error) {
 	after, limit := page(opt)
-	return list(ctx, q, "users", scanUser,
-		`SELECT `+userCols+` FROM users WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
+	return listLimit(ctx, q, "users", scanUser,
+		`SELECT `+userCols+` FROM users WHERE id > ? ORDER BY id`, limit, after)
 }
 
 // UpdateUser writes u's role, groups and disabled flag; ErrNotFound.
 func (q *queries) UpdateUser(ctx context.Context, u *lobby.User) error {
+	defer q.noteAuthChange()
 	return q.execOne(ctx, fmt.Sprintf("update user %q", u.ID),
 		`UPDATE users SET role = ?, group_names = ?, disabled = ? WHERE id = ?`,
 		string(u.Role), jsonText(u.Groups), u.Disabled, u.ID)
@@ -84,6 +85,7 @@ func (q *queries) UpdateUser(ctx context.Context, u *lobby.User) error {
 
 // SetPassword replaces the user's password hash; ErrNotFound.
 func (q *queries) SetPassword(ctx context.Context, userID, passwordHash string) error {
+	defer q.noteAuthChange()
 	return q.execOne(ctx, fmt.Sprintf("set password of user %q", userID),
 		`UPDATE users SET password_hash = ? WHERE id = ?`, passwordHash, userID)
 }
@@ -92,6 +94,7 @@ func (q *queries) SetPassword(ctx context.Context, userID, passwordHash string) 
 // and frees the desktops they held (without powering them off: callers
 // that apply a release plan do so first); ErrNotFound.
 func (q *queries) DeleteUser(ctx context.Context, id string) error {
+	defer q.noteAuthChange()
 	return q.execOne(ctx, fmt.Sprintf("delete user %q", id), `DELETE FROM users WHERE id = ?`, id)
 }
 

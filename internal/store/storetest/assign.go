@@ -1,7 +1,9 @@
 package storetest
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -230,7 +232,7 @@ func testInTxRollback(t *testing.T, f *fixture) {
 	same(t, "audit events", len(events), 0)
 	c, err := f.s.PoolCounts(f.ctx, p.ID)
 	must(t, err)
-	same(t, "counts", c, store.PoolCounts{Total: 1, Free: 1})
+	same(t, "counts", c, store.PoolCounts{Total: 1, Free: 1, Ready: 1})
 
 	// A failing statement inside is returned and rolls back the rest.
 	err = f.s.InTx(f.ctx, func(q store.Queries) error {
@@ -322,7 +324,7 @@ func testConcurrentAssignFree(t *testing.T, f *fixture) {
 	}
 	c, err := f.s.PoolCounts(f.ctx, p.ID)
 	must(t, err)
-	same(t, "counts", c, store.PoolCounts{Total: desktops + 1, Assigned: desktops})
+	same(t, "counts", c, store.PoolCounts{Total: desktops + 1, Assigned: desktops, Idle: 1})
 }
 
 // testAssignFreeChurn: users take and release desktops concurrently; with
@@ -366,7 +368,7 @@ func testAssignFreeChurn(t *testing.T, f *fixture) {
 	}
 	c, err := f.s.PoolCounts(f.ctx, p.ID)
 	must(t, err)
-	same(t, "counts after the churn", c, store.PoolCounts{Total: desktops, Free: desktops})
+	same(t, "counts after the churn", c, store.PoolCounts{Total: desktops, Free: desktops, Ready: desktops})
 }
 
 // testReleaseWhilePowerChanges: power reports on a desktop racing with its
@@ -461,5 +463,65 @@ func testLockUserLimit(t *testing.T, f *fixture) {
 		as, err := f.s.ListAssignments(f.ctx, store.AssignmentFilter{UserID: user.ID})
 		must(t, err)
 		same(t, "assignments of "+user.Username, len(as), limit)
+	}
+}
+
+// testInTxConcurrent: concurrent transactions (grouped into one database
+// transaction on SQLite) keep their own outcomes: those that fail, panic
+// or whose context ends are rolled back alone, the others commit, and
+// each sees the writes of those committed before it.
+func testInTxConcurrent(t *testing.T, f *fixture) {
+	const n = 48
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	panics := make([]any, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { panics[i] = recover() }()
+			ctx := f.ctx
+			if i%4 == 3 {
+				c, cancel := context.WithCancel(ctx)
+				cancel()
+				ctx = c
+			}
+			errs[i] = f.s.InTx(ctx, func(q store.Queries) error {
+				u := &lobby.User{Username: fmt.Sprintf("tx%d", i), Role: lobby.RoleUser}
+				if err := q.CreateUser(ctx, u, "h"); err != nil {
+					return err
+				}
+				if _, err := q.GetUser(ctx, u.ID); err != nil {
+					return err
+				}
+				switch i % 4 {
+				case 1:
+					return errRollback
+				case 2:
+					panic("boom")
+				}
+				return nil
+			})
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		_, _, err := f.s.GetUserByName(f.ctx, fmt.Sprintf("tx%d", i))
+		switch i % 4 {
+		case 0:
+			must(t, errs[i])
+			must(t, err)
+		case 1:
+			wantErr(t, errs[i], errRollback)
+			wantErr(t, err, store.ErrNotFound)
+		case 2:
+			if panics[i] != "boom" {
+				t.Fatalf("transaction %d: panic %v, want boom", i, panics[i])
+			}
+			wantErr(t, err, store.ErrNotFound)
+		case 3:
+			wantErr(t, errs[i], context.Canceled)
+			wantErr(t, err, store.ErrNotFound)
+		}
 	}
 }

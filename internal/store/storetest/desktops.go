@@ -232,7 +232,7 @@ func testPoolCounts(t *testing.T, f *fixture) {
 	h, p := f.host(t), f.pool(t)
 	u := f.user(t, nil)
 	for _, power := range []lobby.PowerState{lobby.PowerRunning, lobby.PowerRunning, lobby.PowerRunning,
-		lobby.PowerCreating, lobby.PowerStarting, lobby.PowerStopped, lobby.PowerError} {
+		lobby.PowerCreating, lobby.PowerStarting, lobby.PowerStopped, lobby.PowerSuspended, lobby.PowerError} {
 		f.desktop(t, h, p, power)
 	}
 	f.desktop(t, h, f.pool(t), lobby.PowerRunning) // another pool
@@ -240,7 +240,7 @@ func testPoolCounts(t *testing.T, f *fixture) {
 	must(t, err)
 	c, err := f.s.PoolCounts(f.ctx, p.ID)
 	must(t, err)
-	same(t, "counts", c, store.PoolCounts{Total: 7, Free: 2, Assigned: 1, Pending: 2})
+	same(t, "counts", c, store.PoolCounts{Total: 8, Free: 2, Assigned: 1, Pending: 2, Ready: 4, Idle: 2})
 
 	empty := f.pool(t)
 	c, err = f.s.PoolCounts(f.ctx, empty.ID)

@@ -44,6 +44,7 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 		{"TimesRoundTrip", testTimesRoundTrip},
 		{"InTxRollback", testInTxRollback},
 		{"InTxCommit", testInTxCommit},
+		{"InTxConcurrent", testInTxConcurrent},
 		{"ConcurrentAssignFree", testConcurrentAssignFree},
 		{"AssignFreeChurn", testAssignFreeChurn},
 		{"ReleaseWhilePowerChanges", testReleaseWhilePowerChanges},
