@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"time"
 
+	"lobby/internal/assign"
 	"lobby/internal/httpjson"
 	"lobby/internal/lobby"
 	"lobby/internal/store"
@@ -43,7 +44,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) error {
-	if err := s.Store.RevokeToken(r.Context(), tokenOf(r).ID); err != nil {
+	if err := s.Auth.RevokeToken(r.Context(), tokenOf(r)); err != nil {
 		return storeErr(err, "token")
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -76,16 +77,24 @@ func (s *Server) connect(w http.ResponseWriter, r *http.Request) error {
 		return lobby.Errorf(lobby.KindInvalid, "pool is required: name the pool to connect to")
 	}
 	u := userOf(r)
-	g, err := s.Assign.Connect(r.Context(), u, req.Pool)
+	// The ticket is issued in the assignment's transaction when the
+	// desktop runs, and after it has started otherwise.
+	var ticket string
+	var exp time.Time
+	g, err := s.Assign.ConnectWith(r.Context(), u, req.Pool, func(tx store.Queries, g *assign.Grant) (err error) {
+		ticket, exp, err = s.Auth.IssueTicketIn(r.Context(), tx, u.ID, g.Desktop.ID)
+		return err
+	})
 	if err != nil {
 		return err
 	}
 	if !g.Reused {
 		s.assigns.Inc()
 	}
-	ticket, exp, err := s.Auth.IssueTicket(r.Context(), u.ID, g.Desktop.ID)
-	if err != nil {
-		return err
+	if ticket == "" {
+		if ticket, exp, err = s.Auth.IssueTicket(r.Context(), u.ID, g.Desktop.ID); err != nil {
+			return err
+		}
 	}
 	httpjson.Write(w, http.StatusOK, connectResponse{Desktop: g.Desktop, Assignment: g.Assignment, VNCURL: "/gateway/vnc?ticket=" + ticket, Ticket: ticket, Expires: exp})
 	return nil

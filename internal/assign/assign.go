@@ -114,6 +114,15 @@ func (s *Service) pool(ctx context.Context, ref string) (*lobby.Pool, error) {
 // or a free running one. Concurrent calls never hand one desktop to two
 // people and never exceed the policy's desktop count.
 func (s *Service) Connect(ctx context.Context, u *lobby.User, poolRef string) (*Grant, error) {
+	return s.ConnectWith(ctx, u, poolRef, nil)
+}
+
+// ConnectWith is Connect that also runs also, when not nil, in the
+// transaction that assigns the desktop, once it is chosen and if it is
+// running (the API issues the console ticket there: one write transaction
+// per connect). also is not run for a desktop that must first be started;
+// an error from it undoes the assignment.
+func (s *Service) ConnectWith(ctx context.Context, u *lobby.User, poolRef string, also func(tx store.Queries, g *Grant) error) (*Grant, error) {
 	pool, pol, err := s.Resolve(ctx, u, poolRef)
 	if err != nil {
 		return nil, err
@@ -131,8 +140,10 @@ func (s *Service) Connect(ctx context.Context, u *lobby.User, poolRef string) (*
 		for i := range held {
 			if held[i].PoolID == pool.ID {
 				g.Assignment, g.Reused = &held[i], true
-				g.Desktop, err = tx.GetDesktop(ctx, held[i].DesktopID)
-				return err
+				if g.Desktop, err = tx.GetDesktop(ctx, held[i].DesktopID); err != nil {
+					return err
+				}
+				return s.also(tx, g, also)
 			}
 			if s.policyCovers(pol, held[i].PoolID) {
 				inPolicy++
@@ -141,7 +152,9 @@ func (s *Service) Connect(ctx context.Context, u *lobby.User, poolRef string) (*
 		if inPolicy >= pol.MaxDesktops {
 			return lobby.Errorf(lobby.KindConflict, "you already hold %d desktop(s), the most policy %q allows: release one first", inPolicy, pol.Name)
 		}
-		a := &lobby.Assignment{UserID: u.ID, PoolID: pool.ID, PolicyID: pol.ID, Mode: pol.Mode, Created: s.Now()}
+		// Never connected yet counts as disconnected since now.
+		now := s.Now()
+		a := &lobby.Assignment{UserID: u.ID, PoolID: pool.ID, PolicyID: pol.ID, Mode: pol.Mode, Created: now, DisconnectedAt: &now}
 		d, err := tx.AssignFree(ctx, a)
 		if errors.Is(err, store.ErrExhausted) {
 			return s.exhausted(ctx, tx, pool)
@@ -149,14 +162,12 @@ func (s *Service) Connect(ctx context.Context, u *lobby.User, poolRef string) (*
 		if err != nil {
 			return err
 		}
-		// Never connected yet counts as disconnected since now.
-		if err := tx.SetConnected(ctx, a.ID, false, a.Created); err != nil {
+		g.Desktop, g.Assignment = d, a
+		err = tx.AppendAudit(ctx, &lobby.AuditEvent{At: a.Created, Actor: u.Username, Action: "desktop.assign", Target: d.ID, Detail: fmt.Sprintf("desktop %s from pool %s by policy %s", d.Name, pool.Name, pol.Name)})
+		if err != nil {
 			return err
 		}
-		now := a.Created
-		a.DisconnectedAt = &now
-		g.Desktop, g.Assignment = d, a
-		return tx.AppendAudit(ctx, &lobby.AuditEvent{At: a.Created, Actor: u.Username, Action: "desktop.assign", Target: d.ID, Detail: fmt.Sprintf("desktop %s from pool %s by policy %s", d.Name, pool.Name, pol.Name)})
+		return s.also(tx, g, also)
 	})
 	if err != nil {
 		return nil, err
@@ -170,6 +181,13 @@ func (s *Service) Connect(ctx context.Context, u *lobby.User, poolRef string) (*
 		}
 	}
 	return g, nil
+}
+
+func (s *Service) also(tx store.Queries, g *Grant, also func(store.Queries, *Grant) error) error {
+	if also == nil || g.Desktop.Power != lobby.PowerRunning {
+		return nil
+	}
+	return also(tx, g)
 }
 
 func (s *Service) policyCovers(p *lobby.Policy, poolID string) bool {

@@ -22,48 +22,33 @@ func (s *Service) Stock(ctx context.Context, poolID string, hosts []string) erro
 	if err != nil {
 		return err
 	}
-	// The common case after a connect or release: enough free desktops and
-	// enough in all. One count answers it without listing the pool.
+	// Decide from the counts; list desktops only for what must be done.
+	// After a connect or release (every kick) there is usually nothing.
 	c, err := s.Store.PoolCounts(ctx, pool.ID)
 	if err != nil {
 		return err
 	}
-	if c.Free >= pool.MinFree && c.Total >= pool.MinSize {
+	need := pool.MinFree - c.Ready
+	starts := min(max(need, 0), c.Idle)
+	create := max(pool.MinSize-c.Total, need-c.Idle, 0)
+	create = min(create, pool.MaxSize-c.Total)
+	if starts > 0 {
+		if err := s.startIdle(ctx, pool.ID, starts); err != nil {
+			return err
+		}
+	}
+	if create <= 0 {
 		return nil
 	}
 	all, err := s.poolDesktops(ctx, pool.ID)
 	if err != nil {
 		return err
 	}
-	ready, idle := 0, []lobby.Desktop{}
-	names := map[string]bool{}
+	names := make(map[string]bool, len(all))
 	for _, d := range all {
 		names[d.Name] = true
-		if d.AssignedTo != "" {
-			continue
-		}
-		switch d.Power {
-		case lobby.PowerRunning, lobby.PowerStarting, lobby.PowerCreating:
-			ready++
-		case lobby.PowerStopped, lobby.PowerSuspended:
-			idle = append(idle, d)
-		}
 	}
-	need := pool.MinFree - ready
-	for i := 0; i < need && i < len(idle); i++ {
-		op := "start"
-		if idle[i].Power == lobby.PowerSuspended {
-			op = "resume"
-		}
-		if err := s.Store.SetDesktopPower(ctx, idle[i].ID, lobby.PowerStarting, 0); err != nil {
-			return err
-		}
-		if _, err := s.Queue.Power(ctx, idle[i].ID, op); err != nil {
-			return err
-		}
-	}
-	need -= len(idle)
-	create := max(pool.MinSize-len(all), need, 0)
+	// The counts were read before the list: never go past MaxSize.
 	create = min(create, pool.MaxSize-len(all))
 	if create <= 0 {
 		return nil
@@ -95,6 +80,41 @@ func (s *Service) Stock(ctx context.Context, poolID string, hosts []string) erro
 			return err
 		}
 		s.Logger.Info("provisioning desktop", "pool", pool.Name, "desktop", name, "host", host)
+	}
+	return nil
+}
+
+// startIdle starts (or resumes) up to n free desktops of the pool that are
+// stopped or suspended.
+func (s *Service) startIdle(ctx context.Context, poolID string, n int) error {
+	for _, power := range []lobby.PowerState{lobby.PowerSuspended, lobby.PowerStopped} {
+		opt := store.ListOptions{Limit: store.MaxLimit}
+		for n > 0 {
+			page, err := s.Store.ListDesktops(ctx, store.DesktopFilter{PoolID: poolID, Power: power}, opt)
+			if err != nil {
+				return err
+			}
+			for _, d := range page {
+				if n == 0 || d.AssignedTo != "" {
+					continue
+				}
+				op := "start"
+				if d.Power == lobby.PowerSuspended {
+					op = "resume"
+				}
+				if err := s.Store.SetDesktopPower(ctx, d.ID, lobby.PowerStarting, 0); err != nil {
+					return err
+				}
+				if _, err := s.Queue.Power(ctx, d.ID, op); err != nil {
+					return err
+				}
+				n--
+			}
+			if len(page) < opt.Limit {
+				break
+			}
+			opt.After = page[len(page)-1].ID
+		}
 	}
 	return nil
 }

@@ -94,10 +94,12 @@ func (s *Service) release(ctx context.Context, a *lobby.Assignment, pol *lobby.P
 		if _, err := s.Queue.Power(ctx, a.DesktopID, op); err != nil {
 			return err
 		}
+		// One ready desktop fewer: the pool may have to start another.
+		if s.Kick != nil {
+			s.Kick(a.PoolID)
+		}
 	}
-	if s.Kick != nil {
-		s.Kick(a.PoolID)
-	}
+	// A desktop kept running comes back free: the pool needs nothing more.
 	return nil
 }
 

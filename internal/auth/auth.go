@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"lobby/internal/lobby"
@@ -40,12 +41,14 @@ type Service struct {
 	TokenTTL  time.Duration
 	TicketTTL time.Duration
 
-	dummyHash string // verified against for unknown users, so timing does not reveal them
+	dummyHash string      // verified against for unknown users, so timing does not reveal them
+	tokens    *tokenCache // nil: every Authenticate reads the store
 }
 
 // New returns a Service with defaults filled.
 func New(ctx context.Context, st store.Store, h *Hasher, logger *slog.Logger) (*Service, error) {
-	s := &Service{Store: st, Hasher: h, Logger: logger, Now: time.Now, TokenTTL: DefaultTokenTTL, TicketTTL: DefaultTicketTTL}
+	s := &Service{Store: st, Hasher: h, Logger: logger, Now: time.Now, TokenTTL: DefaultTokenTTL, TicketTTL: DefaultTicketTTL,
+		tokens: newTokenCache(st)}
 	dummy, err := h.Hash(ctx, "dummy password for timing")
 	if err != nil {
 		return nil, err
@@ -103,12 +106,43 @@ func (s *Service) IssueToken(ctx context.Context, userID, name string, ttl time.
 	return secret, tok, nil
 }
 
-// Authenticate resolves a bearer token to its user.
+// Authenticate resolves a bearer token to its user. A token it accepted
+// is trusted for TokenCacheTTL without reading the store again, unless
+// a token or user was changed through this node's store since (see
+// TokenCacheTTL).
 func (s *Service) Authenticate(ctx context.Context, secret string) (*lobby.User, *store.Token, error) {
 	if !strings.HasPrefix(secret, tokenPrefix) {
 		return nil, nil, lobby.Errorf(lobby.KindUnauthorized, "the bearer token is not a Lobby token: sign in again")
 	}
-	tok, err := s.Store.GetToken(ctx, hashSecret(secret))
+	hash := hashSecret(secret)
+	if s.tokens == nil {
+		return s.authenticate(ctx, hash)
+	}
+	now := s.Now()
+	if u, tok, ok := s.tokens.get(hash, now); ok {
+		return u, tok, nil
+	}
+	epoch := s.tokens.epoch() // before reading the store
+	u, tok, err := s.authenticate(ctx, hash)
+	if err == nil {
+		s.tokens.put(hash, u, tok, epoch, now)
+	}
+	return u, tok, err
+}
+
+// RevokeToken revokes a token (signing out) and forgets it at once.
+func (s *Service) RevokeToken(ctx context.Context, tok *store.Token) error {
+	if err := s.Store.RevokeToken(ctx, tok.ID); err != nil {
+		return err
+	}
+	if s.tokens != nil {
+		s.tokens.forget(tok.Hash)
+	}
+	return nil
+}
+
+func (s *Service) authenticate(ctx context.Context, hash string) (*lobby.User, *store.Token, error) {
+	tok, err := s.Store.GetToken(ctx, hash)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil, lobby.Errorf(lobby.KindUnauthorized, "the bearer token is unknown: sign in again")
 	}
@@ -136,10 +170,16 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (*lobby.User,
 
 // IssueTicket creates a single-use console ticket binding user and desktop.
 func (s *Service) IssueTicket(ctx context.Context, userID, desktopID string) (string, time.Time, error) {
+	return s.IssueTicketIn(ctx, s.Store, userID, desktopID)
+}
+
+// IssueTicketIn is IssueTicket through q: inside a transaction, the ticket
+// exists only if it commits.
+func (s *Service) IssueTicketIn(ctx context.Context, q store.Queries, userID, desktopID string) (string, time.Time, error) {
 	secret, hash := newSecret(ticketPrefix)
 	now := s.Now()
 	t := &store.Ticket{Hash: hash, UserID: userID, DesktopID: desktopID, Created: now, Expires: now.Add(s.TicketTTL)}
-	if err := s.Store.CreateTicket(ctx, t); err != nil {
+	if err := q.CreateTicket(ctx, t); err != nil {
 		return "", time.Time{}, fmt.Errorf("create ticket: %w", err)
 	}
 	return secret, t.Expires, nil
@@ -227,4 +267,82 @@ func (s *Service) EnsureAdmin(ctx context.Context, envPassword string) (Bootstra
 	}
 	b.Created = true
 	return b, nil
+}
+
+// TokenCacheTTL is how long Authenticate trusts what it read about a
+// bearer token without reading the store again. A token revoked, or a
+// user disabled or deleted, through this node stops working at once (the
+// store's AuthEpoch moves and the cache forgets everything); through
+// another node of a cluster it keeps working here for at most this long.
+const TokenCacheTTL = 2 * time.Second
+
+// tokenCacheMax bounds the entries kept; a full cache drops the stale
+// ones, then everything.
+const tokenCacheMax = 16384
+
+// tokenCache remembers recent successful authentications by token hash.
+// It is used only with a store that implements store.AuthEpocher.
+type tokenCache struct {
+	epochs store.AuthEpocher
+	mu     sync.Mutex
+	m      map[string]cachedToken
+}
+
+type cachedToken struct {
+	user  lobby.User
+	tok   store.Token
+	epoch uint64
+	until time.Time // TTL end, on the service's clock
+}
+
+func newTokenCache(st store.Store) *tokenCache {
+	e, ok := st.(store.AuthEpocher)
+	if !ok {
+		return nil
+	}
+	return &tokenCache{epochs: e, m: map[string]cachedToken{}}
+}
+
+// epoch must be read before the store, and given to put with what was read.
+func (c *tokenCache) epoch() uint64 { return c.epochs.AuthEpoch() }
+
+// get returns copies of the user and token cached for hash, if the entry
+// is fresh, no revocation happened since it was read, and the token has
+// not expired at now.
+func (c *tokenCache) get(hash string, now time.Time) (*lobby.User, *store.Token, bool) {
+	epoch := c.epoch()
+	c.mu.Lock()
+	e, ok := c.m[hash]
+	c.mu.Unlock()
+	if !ok || e.epoch != epoch || !now.Before(e.until) || !now.Before(e.tok.Expires) {
+		return nil, nil, false
+	}
+	u, tok := e.user, e.tok
+	u.Groups = append([]string(nil), e.user.Groups...)
+	return &u, &tok, true
+}
+
+func (c *tokenCache) put(hash string, u *lobby.User, tok *store.Token, epoch uint64, now time.Time) {
+	e := cachedToken{user: *u, tok: *tok, epoch: epoch, until: now.Add(TokenCacheTTL)}
+	e.user.Groups = append([]string(nil), u.Groups...)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= tokenCacheMax {
+		for h, old := range c.m {
+			if !now.Before(old.until) || old.epoch != epoch {
+				delete(c.m, h)
+			}
+		}
+		if len(c.m) >= tokenCacheMax {
+			clear(c.m)
+		}
+	}
+	c.m[hash] = e
+}
+
+// forget drops one token (its revocation through this Service).
+func (c *tokenCache) forget(hash string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, hash)
 }

@@ -2,10 +2,19 @@ package auth
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"lobby/internal/lobby"
+	"lobby/internal/store"
+	"lobby/internal/store/pgtest"
+	"lobby/internal/store/postgres"
+	"lobby/internal/store/sqlite"
 )
 
 // cheap parameters keep the tests fast; the encoding carries them.
@@ -124,4 +133,119 @@ func TestSecretsAreHashedAndPrefixed(t *testing.T) {
 	if len(pw) != 20 || strings.ContainsAny(pw, "0O1lI") {
 		t.Fatalf("password %q", pw)
 	}
+}
+
+// stores runs fn on SQLite and on PostgreSQL; second opens another
+// handle on the same database, as another node would.
+func stores(t *testing.T, fn func(t *testing.T, st store.Store, second func() store.Store)) {
+	quiet := slog.New(slog.DiscardHandler)
+	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
+		path := filepath.Join(t.TempDir(), "lobby.db")
+		open := func() store.Store {
+			st, err := sqlite.Open(t.Context(), path, quiet)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { st.Close() })
+			return st
+		}
+		fn(t, open(), open)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
+		url := pgtest.URL(t)
+		open := func() store.Store {
+			st, err := postgres.Open(t.Context(), url, quiet)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { st.Close() })
+			return st
+		}
+		fn(t, open(), open)
+	})
+}
+
+// TestTokenCacheForgetsRevoked: Authenticate caches accepted tokens, and
+// every way of revoking one through this node's store (sign-out, revoking
+// a user's tokens, disabling or deleting the user, inside a transaction
+// or not) takes effect on the next request, within the cache's TTL.
+func TestTokenCacheForgetsRevoked(t *testing.T) {
+	t.Parallel()
+	stores(t, func(t *testing.T, st store.Store, second func() store.Store) {
+		ctx := t.Context()
+		s, err := New(ctx, st, NewHasher(cheap, 1), slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.tokens == nil {
+			t.Fatal("no token cache with this store")
+		}
+		now := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+		s.Now = func() time.Time { return now }
+		n := 0
+		signIn := func(t *testing.T) (*lobby.User, string, *store.Token) {
+			t.Helper()
+			n++
+			u := &lobby.User{Username: fmt.Sprintf("u%d", n), Role: lobby.RoleUser, Groups: []string{"g"}}
+			if err := st.CreateUser(ctx, u, "x"); err != nil {
+				t.Fatal(err)
+			}
+			secret, tok, err := s.IssueToken(ctx, u.ID, "login", time.Hour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Twice: the second answer comes from the cache.
+			for range 2 {
+				if _, _, err := s.Authenticate(ctx, secret); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return u, secret, tok
+		}
+		refused := func(t *testing.T, secret string) {
+			t.Helper()
+			if _, _, err := s.Authenticate(ctx, secret); lobby.ErrorKind(err) != lobby.KindUnauthorized && lobby.ErrorKind(err) != lobby.KindForbidden {
+				t.Fatalf("Authenticate after revocation: %v, want refused", err)
+			}
+		}
+		revocations := map[string]func(u *lobby.User, tok *store.Token) error{
+			"sign-out": func(u *lobby.User, tok *store.Token) error { return s.RevokeToken(ctx, tok) },
+			"store revoke": func(u *lobby.User, tok *store.Token) error {
+				return st.RevokeToken(ctx, tok.ID)
+			},
+			"revoke user tokens in a transaction": func(u *lobby.User, tok *store.Token) error {
+				return st.InTx(ctx, func(q store.Queries) error { return q.RevokeUserTokens(ctx, u.ID) })
+			},
+			"disable": func(u *lobby.User, tok *store.Token) error {
+				u.Disabled = true
+				return st.InTx(ctx, func(q store.Queries) error { return q.UpdateUser(ctx, u) })
+			},
+			"delete": func(u *lobby.User, tok *store.Token) error { return st.DeleteUser(ctx, u.ID) },
+		}
+		for name, revoke := range revocations {
+			u, secret, tok := signIn(t)
+			if err := revoke(u, tok); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			refused(t, secret)
+		}
+		// A revocation by another node is seen once the entry is older
+		// than the TTL, and not before.
+		_, secret, tok := signIn(t)
+		if err := second().RevokeToken(ctx, tok.ID); err != nil {
+			t.Fatal(err)
+		}
+		now = now.Add(TokenCacheTTL - time.Millisecond)
+		if _, _, err := s.Authenticate(ctx, secret); err != nil {
+			t.Fatalf("within the TTL, a revocation elsewhere is not seen yet (documented): %v", err)
+		}
+		now = now.Add(time.Millisecond)
+		refused(t, secret)
+		// Expiry is checked on every hit.
+		_, secret2, _ := signIn(t)
+		now = now.Add(time.Hour)
+		refused(t, secret2)
+	})
 }
