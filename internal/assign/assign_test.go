@@ -2,10 +2,13 @@ package assign
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -399,6 +402,74 @@ func TestStockKeepsPoolsFilled(t *testing.T) {
 		}
 		if provisions != 4 {
 			t.Fatalf("%d provisions queued, want 4", provisions)
+		}
+	})
+}
+
+// TestStockStartsIdleBeforeCreating: free desktops that are suspended or
+// stopped are started (suspended first) before new ones are made.
+func TestStockStartsIdleBeforeCreating(t *testing.T) {
+	t.Parallel()
+	stores(t, func(t *testing.T, st store.Store) {
+		ctx := context.Background()
+		f := setup(t, st, 1, nil) // p-1 running
+		f.pool.MinSize, f.pool.MinFree, f.pool.MaxSize = 1, 2, 4
+		must(t, st.UpdatePool(ctx, f.pool))
+		idle := map[lobby.PowerState]*lobby.Desktop{}
+		for i, power := range []lobby.PowerState{lobby.PowerStopped, lobby.PowerSuspended} {
+			d := &lobby.Desktop{Name: fmt.Sprintf("p-%d", i+2), HostID: f.host.ID, PoolID: f.pool.ID, Power: power, ConsoleKind: "vnc", Tags: []string{}}
+			must(t, st.CreateDesktop(ctx, d))
+			idle[power] = d
+		}
+		hosts := []string{f.host.ID}
+		must(t, f.svc.Stock(ctx, f.pool.ID, hosts))
+		if got, want := f.q.list(), []string{"resume " + idle[lobby.PowerSuspended].ID}; !slices.Equal(got, want) {
+			t.Fatalf("min free 2 with 1 running: queued %v, want %v", got, want)
+		}
+		must(t, f.svc.Stock(ctx, f.pool.ID, hosts)) // the one starting counts
+		if n := len(f.q.list()); n != 1 {
+			t.Fatalf("a second pass queued %v", f.q.list())
+		}
+		f.pool.MinFree = 4
+		must(t, st.UpdatePool(ctx, f.pool))
+		must(t, f.svc.Stock(ctx, f.pool.ID, hosts))
+		ops := f.q.list()[1:]
+		if len(ops) != 2 || ops[0] != "start "+idle[lobby.PowerStopped].ID || !strings.HasPrefix(ops[1], "provision ") {
+			t.Fatalf("min free 4 with 2 ready and 1 stopped: queued %v, want a start then one provision", ops)
+		}
+		if c, _ := st.PoolCounts(ctx, f.pool.ID); c.Total != 4 || c.Ready != 4 {
+			t.Fatalf("counts %+v, want 4 desktops, all ready", c)
+		}
+	})
+}
+
+// TestManagerPassDeletesExpired: the pool manager's pass deletes expired
+// console tickets and API tokens.
+func TestManagerPassDeletesExpired(t *testing.T) {
+	t.Parallel()
+	stores(t, func(t *testing.T, st store.Store) {
+		ctx := context.Background()
+		f := setup(t, st, 1, nil)
+		u := f.user(t, "u")
+		ds, err := st.ListDesktops(ctx, store.DesktopFilter{PoolID: f.pool.ID}, store.ListOptions{})
+		must(t, err)
+		now := f.clock.Now()
+		for hash, exp := range map[string]time.Time{"old": now.Add(-time.Second), "new": now.Add(time.Minute)} {
+			must(t, st.CreateTicket(ctx, &store.Ticket{Hash: "tk-" + hash, UserID: u.ID, DesktopID: ds[0].ID, Created: now.Add(-time.Hour), Expires: exp}))
+			must(t, st.CreateToken(ctx, &store.Token{Hash: "tok-" + hash, UserID: u.ID, Name: "login", Created: now.Add(-time.Hour), Expires: exp}))
+		}
+		NewManager(f.svc, func() []string { return nil }).Pass(ctx)
+		if _, err := st.GetToken(ctx, "tok-old"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("expired token: %v, want deleted", err)
+		}
+		must(t, func() error { _, err := st.GetToken(ctx, "tok-new"); return err }())
+		if _, err := st.RedeemTicket(ctx, "tk-new", now); err != nil {
+			t.Fatalf("live ticket: %v", err)
+		}
+		n, err := st.DeleteExpiredTickets(ctx, now)
+		must(t, err)
+		if n != 0 {
+			t.Fatalf("%d expired tickets were left by the pass", n)
 		}
 	})
 }

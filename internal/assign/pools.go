@@ -172,6 +172,25 @@ func leastLoaded(load map[string]int) string {
 	return best
 }
 
+// DeleteExpired deletes the console tickets and API tokens that expired
+// at the service's clock: a ticket lives 30 s, a token hours, and without
+// this both tables grow by every connect and sign-in forever.
+func (s *Service) DeleteExpired(ctx context.Context) error {
+	now := s.Now()
+	nt, err := s.Store.DeleteExpiredTickets(ctx, now)
+	if err != nil {
+		return err
+	}
+	nk, err := s.Store.DeleteExpiredTokens(ctx, now)
+	if err != nil {
+		return err
+	}
+	if nt+nk > 0 {
+		s.Logger.Debug("deleted expired", "tickets", nt, "tokens", nk)
+	}
+	return nil
+}
+
 // Manager runs the engine's duties on a schedule: stocking pools and the
 // timed release plans. One node runs it at a time.
 type Manager struct {
@@ -227,9 +246,13 @@ func (m *Manager) Run(ctx context.Context) {
 	}
 }
 
-// Pass stocks every pool and runs due releases once.
+// Pass stocks every pool, runs due releases and deletes expired console
+// tickets and API tokens, once.
 func (m *Manager) Pass(ctx context.Context) {
 	log := m.Service.Logger
+	if err := m.Service.DeleteExpired(ctx); err != nil && ctx.Err() == nil {
+		log.Warn("delete expired tickets and tokens", "err", err)
+	}
 	if n, err := m.Service.ReleaseDue(ctx); err != nil && ctx.Err() == nil {
 		log.Warn("timed releases", "err", err)
 	} else if n > 0 {

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -236,7 +237,13 @@ type Bootstrap struct {
 // EnsureAdmin creates the user "admin" when the store has no administrator,
 // with envPassword or a random password. It is safe to call from several
 // nodes at once: only one creates the user.
+//
+// It runs as a node starts, after New's hash and maybe one of its own: it
+// then returns the hashes' memory to the system (each argon2id hash
+// allocates 19 MiB, and an idle node allocates too little for the
+// garbage collector to run again soon: 61 MiB RSS idle instead of 27).
 func (s *Service) EnsureAdmin(ctx context.Context, envPassword string) (Bootstrap, error) {
+	defer debug.FreeOSMemory() // a garbage collection, then the pages back
 	n, err := s.Store.CountUsersWithRole(ctx, lobby.RoleAdmin)
 	if err != nil {
 		return Bootstrap{}, fmt.Errorf("count administrators: %w", err)

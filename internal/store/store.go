@@ -141,6 +141,9 @@ type Queries interface {
 	// already used, or expired at now.
 	CreateTicket(ctx context.Context, t *Ticket) error
 	RedeemTicket(ctx context.Context, hash string, now time.Time) (*Ticket, error)
+	// DeleteExpiredTickets deletes the tickets, used or not, that expired
+	// at or before now and returns how many.
+	DeleteExpiredTickets(ctx context.Context, now time.Time) (int, error)
 
 	// Hosts. UpsertHost inserts or updates by name and sets h.ID.
 	UpsertHost(ctx context.Context, h *lobby.Host) error

@@ -132,6 +132,10 @@ func (p *Provider) startXvnc(ctx context.Context, d *desktop) error {
 		"-depth", strconv.Itoa(p.cfg.Depth),
 		"-desktop", d.st.Name,
 		"-nolisten", "tcp",
+		// No GLX: it loads Mesa's software renderer and LLVM, 51 MiB of
+		// each desktop's 70 MiB Pss, for a session (twm, xterm) that
+		// never uses OpenGL (BENCHMARKS.md, memory).
+		"-extension", "GLX",
 	}
 	exited, err := p.launch(d, roleXvnc, append([]string{p.cfg.Xvnc}, args...), p.env(d, 0), xvncLog, true)
 	if err != nil {

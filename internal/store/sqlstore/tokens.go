@@ -107,3 +107,14 @@ func (q *queries) RedeemTicket(ctx context.Context, hash string, now time.Time) 
 	}
 	return t, nil
 }
+
+// DeleteExpiredTickets deletes the tickets, used or not, that expired at or
+// before now and returns how many.
+func (q *queries) DeleteExpiredTickets(ctx context.Context, now time.Time) (int, error) {
+	res, err := q.exec(ctx, `DELETE FROM tickets WHERE expires <= ?`, q.d.t(now))
+	if err != nil {
+		return 0, fmt.Errorf("delete expired tickets: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}

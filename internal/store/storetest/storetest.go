@@ -29,6 +29,7 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DeleteUserCascades", testDeleteUserCascades},
 		{"Tokens", testTokens},
 		{"Tickets", testTickets},
+		{"DeleteExpired", testDeleteExpired},
 		{"Hosts", testHosts},
 		{"Desktops", testDesktops},
 		{"DesktopFilters", testDesktopFilters},

@@ -217,3 +217,39 @@ func testTickets(t *testing.T, f *fixture) {
 	_, err = f.s.RedeemTicket(f.ctx, "t4", now.Add(-time.Microsecond))
 	must(t, err)
 }
+
+// testDeleteExpired: expired tickets (used or not) and tokens go, the
+// others stay; a token without expiry never goes.
+func testDeleteExpired(t *testing.T, f *fixture) {
+	u := f.user(t, nil)
+	d := f.desktop(t, f.host(t), nil, lobby.PowerRunning)
+	now := at(0)
+	for hash, exp := range map[string]time.Time{"gone": now.Add(-time.Minute), "edge": now, "used": now, "kept": now.Add(time.Second)} {
+		must(t, f.s.CreateTicket(f.ctx, &store.Ticket{Hash: hash, UserID: u.ID, DesktopID: d.ID, Created: now.Add(-time.Hour), Expires: exp}))
+	}
+	_, err := f.s.RedeemTicket(f.ctx, "used", now.Add(-time.Second))
+	must(t, err)
+	n, err := f.s.DeleteExpiredTickets(f.ctx, now)
+	must(t, err)
+	same(t, "tickets deleted", n, 3)
+	_, err = f.s.RedeemTicket(f.ctx, "kept", now)
+	must(t, err)
+	n, err = f.s.DeleteExpiredTickets(f.ctx, now)
+	must(t, err)
+	same(t, "tickets deleted again", n, 0)
+
+	for hash, exp := range map[string]time.Time{"t-gone": now.Add(-time.Minute), "t-kept": now.Add(time.Second), "t-never": {}} {
+		must(t, f.s.CreateToken(f.ctx, &store.Token{UserID: u.ID, Hash: hash, Name: "x", Expires: exp}))
+	}
+	n, err = f.s.DeleteExpiredTokens(f.ctx, now)
+	must(t, err)
+	same(t, "tokens deleted", n, 1)
+	for hash, exists := range map[string]bool{"t-gone": false, "t-kept": true, "t-never": true} {
+		_, err := f.s.GetToken(f.ctx, hash)
+		if exists {
+			must(t, err)
+		} else {
+			wantErr(t, err, store.ErrNotFound)
+		}
+	}
+}
