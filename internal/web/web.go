@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/rand"
 	"embed"
+	"errors"
 	"encoding/hex"
 	"io/fs"
 	"log/slog"
@@ -144,7 +145,11 @@ func (s *Server) page(perm lobby.Permission, h handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sess, err := s.session(r)
 		if err != nil {
-			s.toLogin(w, r)
+			if k := lobby.ErrorKind(err); errors.Is(err, http.ErrNoCookie) || k == lobby.KindUnauthorized || k == lobby.KindForbidden {
+				s.toLogin(w, r)
+			} else {
+				s.fail(w, r, err) // the store is down: say so, do not ask to sign in again
+			}
 			return
 		}
 		r = r.WithContext(context.WithValue(r.Context(), sessionKey, sess))
