@@ -101,7 +101,9 @@ func TestPagesSignIn(t *testing.T) {
 	if code != http.StatusTooManyRequests || !strings.Contains(body, "too many failed sign-ins") || res.Header.Get("Retry-After") == "" {
 		t.Fatalf("sixth attempt: got %d (Retry-After %q), want 429 saying too many failed sign-ins", code, res.Header.Get("Retry-After"))
 	}
-	var audit struct{ Items []struct{ Action, Remote string } }
+	var audit struct {
+		Items []struct{ Action, Remote string }
+	}
 	admin.want(200, "GET", "/api/v1/audit?q=login_", nil, &audit)
 	failed, throttled := 0, 0
 	for _, e := range audit.Items {
