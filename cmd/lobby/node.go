@@ -120,7 +120,7 @@ func (m *Main) banner() {
 		what = "Lobby (dev, standalone)"
 	}
 	fmt.Fprintf(w, "%s is running.\n", what)
-	fmt.Fprintf(w, "  URL:         %s\n", s.URL())
+	fmt.Fprintf(w, "  URL:         %s   (open it in a browser and sign in)\n", s.URL())
 	switch b := s.Bootstrap; {
 	case b.Created && b.Password != "":
 		fmt.Fprintf(w, "  Admin:       admin / %s\n", b.Password)
@@ -146,7 +146,7 @@ func (m *Main) banner() {
 	fmt.Fprintf(w, "  Store:       %s, site ID %d\n", store, c.SiteID)
 	if m.dev {
 		fmt.Fprintf(w, "  Demo:        pool \"demo\" (%d desktops, starting in the background)\n", c.Demo)
-		fmt.Fprintf(w, "  Try:         lobby login --server %s --user admin && lobby connect demo\n", s.URL())
+		fmt.Fprintf(w, "  Or:          lobby login --server %s --user admin && lobby connect demo\n", s.URL())
 	}
 }
 
