@@ -286,4 +286,37 @@ func TestBrowserRefusesWithoutTheRole(t *testing.T) {
 	if status != float64(403) {
 		t.Errorf("a user posting the pool form got %v, want 403", status)
 	}
+
+	// My desktops on a phone: nothing wider than the screen, and the
+	// Connect button reachable from the keyboard alone.
+	b.do("my desktops on a phone",
+		chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile),
+		chromedp.Navigate(base+"/desktops"),
+		chromedp.WaitVisible(chromedp.CSS(`button[aria-label="Connect to demo"]`)),
+	)
+	if over := b.eval(`document.documentElement.scrollWidth - window.innerWidth`); over != float64(0) {
+		t.Errorf("on a 390 px wide screen the page is %v px too wide", over)
+	}
+	b.checkLabels("my desktops")
+	for i := 0; ; i++ {
+		if i == 15 {
+			t.Fatal("15 presses of Tab never reached the Connect button")
+		}
+		b.do("tab", chromedp.KeyEvent("\t"))
+		if b.eval(`document.activeElement.getAttribute("aria-label")`) == "Connect to demo" {
+			break
+		}
+	}
+	b.do("connect with the keyboard", chromedp.KeyEvent("\r"), chromedp.WaitVisible(chromedp.CSS(`#desktop-app[data-state="connected"]`)))
+}
+
+// checkLabels fails the test for any visible form control without a label
+// (screen readers announce nothing for it).
+func (b *browser) checkLabels(where string) {
+	b.t.Helper()
+	unlabelled := b.eval(`[...document.querySelectorAll("input:not([type=hidden]), select, textarea")]
+		.filter(e => e.labels.length === 0 && !e.getAttribute("aria-label")).map(e => e.name || e.id).join(",")`)
+	if unlabelled != "" {
+		b.t.Errorf("%s: form controls without a label: %v", where, unlabelled)
+	}
 }
