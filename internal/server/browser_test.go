@@ -13,9 +13,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	cdplog "github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 )
 
@@ -74,6 +77,41 @@ func newBrowser(t *testing.T, base string) *browser {
 	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("start chromium: %v", err)
 	}
+	// Script errors and refused loads (a Content-Security-Policy violation
+	// is one) fail the test: a page that works by accident is not tested.
+	var mu sync.Mutex
+	var problems []string
+	err = chromedp.Listen(ctx, func(ev any) {
+		var msg string
+		switch ev := ev.(type) {
+		case *runtime.EventExceptionThrown:
+			d := ev.ExceptionDetails
+			msg = fmt.Sprintf("script error: %s", d.Text)
+			if d.Exception != nil {
+				msg += " " + d.Exception.Description
+			}
+			msg += fmt.Sprintf(" at %s:%d", d.URL, d.LineNumber+1)
+		case *cdplog.EventEntryAdded:
+			if ev.Entry.Level == "error" && ev.Entry.Source != "network" {
+				msg = fmt.Sprintf("%s error: %s (%s)", ev.Entry.Source, ev.Entry.Text, ev.Entry.URL)
+			}
+		}
+		if msg != "" {
+			mu.Lock()
+			problems = append(problems, msg)
+			mu.Unlock()
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, p := range problems {
+			t.Errorf("the browser reported %s", p)
+		}
+	})
 	return &browser{t: t, ctx: ctx, base: base, dir: shots}
 }
 
