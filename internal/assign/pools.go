@@ -197,12 +197,16 @@ type Manager struct {
 	Service  *Service
 	Hosts    func() []string // hosts that can take new desktops
 	Interval time.Duration   // default 5 s
-	kick     chan string
+	// KickGap is the least time between two passes over the pools kicked
+	// (default 100 ms): under load every connect kicks its pool, and one
+	// pass after a burst sees what all of them did.
+	KickGap time.Duration
+	kick    chan string
 }
 
 // NewManager returns a Manager; pass its Kick to Service.Kick.
 func NewManager(s *Service, hosts func() []string) *Manager {
-	return &Manager{Service: s, Hosts: hosts, Interval: 5 * time.Second, kick: make(chan string, 64)}
+	return &Manager{Service: s, Hosts: hosts, Interval: 5 * time.Second, KickGap: 100 * time.Millisecond, kick: make(chan string, 64)}
 }
 
 // Kick asks for a pass over a pool soon. It never blocks.
@@ -218,22 +222,29 @@ func (m *Manager) Run(ctx context.Context) {
 	t := time.NewTicker(m.Interval)
 	defer t.Stop()
 	m.Pass(ctx)
+	var last time.Time // of the last pass over kicked pools
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case id := <-m.kick:
-			// Kicks arrive in bursts (every connect and release): take all
-			// that are queued and stock each pool once.
 			pools := map[string]bool{id: true}
-			for drained := false; !drained; {
+			// Kicks arrive in bursts (every connect): wait out the gap,
+			// taking every kick meanwhile, and stock each pool once.
+			wait := time.NewTimer(time.Until(last.Add(m.KickGap)))
+		gather:
+			for {
 				select {
 				case id := <-m.kick:
 					pools[id] = true
-				default:
-					drained = true
+				case <-wait.C:
+					break gather
+				case <-ctx.Done():
+					wait.Stop()
+					return
 				}
 			}
+			last = time.Now()
 			hosts := m.Hosts()
 			for id := range pools {
 				if err := m.Service.Stock(ctx, id, hosts); err != nil && ctx.Err() == nil {

@@ -44,6 +44,7 @@ type DB struct {
 	writer *sql.DB
 	reader *sql.DB
 	path   string
+	ckpt   *checkpointer
 }
 
 var _ store.Store = (*DB)(nil)
@@ -88,6 +89,10 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*DB, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	db.reader = openReader(path)
+	if db.ckpt, err = startCheckpointer(ctx, path, logger); err != nil {
+		db.Close()
+		return nil, err
+	}
 	db.Store, err = sqlstore.New(sqlstore.Config{
 		Dialect:  store.SQLite,
 		Writer:   db.writer,
@@ -141,6 +146,7 @@ func openWriter(ctx context.Context, path string) (*sql.DB, error) {
 		"_pragma", "synchronous(NORMAL)",
 		"_pragma", "foreign_keys(1)",
 		"_pragma", "temp_store(MEMORY)",
+		"_pragma", "wal_autocheckpoint(0)", // see checkpointer
 		"_txlock", "immediate"))
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
@@ -176,6 +182,9 @@ func (db *DB) Path() string { return db.path }
 // Close closes both pools.
 func (db *DB) Close() error {
 	var errs []error
+	if db.ckpt != nil {
+		errs = append(errs, db.ckpt.close())
+	}
 	if db.Store != nil {
 		errs = append(errs, db.Store.Close())
 	}
