@@ -163,6 +163,13 @@ func (n *node) browser(t *testing.T) *browser {
 	return &browser{t: t, base: n.base, c: &http.Client{Jar: jar, Timeout: 30 * time.Second}}
 }
 
+// adminAs is the administrator's browser for test t.
+func (n *node) adminAs(t *testing.T) *browser {
+	b := *n.admin
+	b.t = t
+	return &b
+}
+
 // signIn signs in through the sign-in form.
 func (n *node) signIn(t *testing.T, user, pw string) *browser {
 	t.Helper()
@@ -178,8 +185,9 @@ func (n *node) signIn(t *testing.T, user, pw string) *browser {
 func (n *node) addUser(t *testing.T, name string, role lobby.Role, groups string) *browser {
 	t.Helper()
 	pw := "password-of-" + name
-	st, page := n.admin.post("/admin/users", url.Values{"username": {name}, "password": {pw}, "role": {string(role)}, "groups": {groups}})
-	n.admin.want(http.StatusOK, page, st, "User "+name+" created.")
+	b := n.adminAs(t)
+	st, page := b.post("/admin/users", url.Values{"username": {name}, "password": {pw}, "role": {string(role)}, "groups": {groups}})
+	b.want(http.StatusOK, page, st, "User "+name+" created.")
 	return n.signIn(t, name, pw)
 }
 
@@ -198,6 +206,17 @@ func kept(page, field, value string) bool {
 	return re.MatchString(page)
 }
 
+func (n *node) desktop(t *testing.T, name string) lobby.Desktop {
+	t.Helper()
+	for _, d := range n.desktops(t) {
+		if d.Name == name {
+			return d
+		}
+	}
+	t.Fatalf("no desktop %s", name)
+	return lobby.Desktop{}
+}
+
 func (n *node) desktops(t *testing.T) []lobby.Desktop {
 	t.Helper()
 	ds, err := n.srv.Store.ListDesktops(context.Background(), store.DesktopFilter{}, store.ListOptions{})
@@ -207,14 +226,35 @@ func (n *node) desktops(t *testing.T) []lobby.Desktop {
 	return ds
 }
 
-// TestAdminListPages renders every admin page an administrator sees.
-func TestAdminListPages(t *testing.T) {
-	t.Parallel()
+// TestAdminConsole drives the admin pages of one real node: first the
+// lists as the node starts, then the changes, in parallel, each on
+// things of its own.
+func TestAdminConsole(t *testing.T) {
 	n := startNode(t)
+	t.Run("lists", func(t *testing.T) { testLists(t, n) })
+	t.Run("changes", func(t *testing.T) {
+		for _, tt := range []struct {
+			name string
+			run  func(*testing.T, *node)
+		}{
+			{"access", testAccess}, {"policies", testPolicyForms}, {"users", testUserForms},
+			{"simulator", testSimulate}, {"desktops", testDesktopActions}, {"settings", testSettings},
+			{"jobs", testJobs},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				t.Parallel()
+				tt.run(t, n)
+			})
+		}
+	})
+}
+
+// testLists renders every admin page an administrator sees.
+func testLists(t *testing.T, n *node) {
 	ds := n.desktops(t)
 	hosts, err := n.srv.Store.ListHosts(context.Background(), store.ListOptions{})
-	if err != nil || len(hosts) != 1 {
-		t.Fatalf("hosts %v, %v", hosts, err)
+	if err != nil || len(hosts) != 1 || len(ds) != 3 {
+		t.Fatalf("hosts %v, %v; %d desktops", hosts, err, len(ds))
 	}
 	h, d := hosts[0], ds[0]
 	tests := []struct {
@@ -258,8 +298,7 @@ func TestAdminListPages(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {
 			t.Parallel()
-			b := *n.admin
-			b.t = t
+			b := n.adminAs(t)
 			st, page := b.get(tt.path)
 			b.want(tt.status, page, st, tt.has...)
 			if tt.status == 200 && !strings.Contains(page, "<th scope=") && strings.Contains(page, "<table") {
@@ -269,11 +308,9 @@ func TestAdminListPages(t *testing.T) {
 	}
 }
 
-// TestAdminAccess checks sign-in, roles and CSRF on pages and actions.
-func TestAdminAccess(t *testing.T) {
-	t.Parallel()
-	n := startNode(t)
-	d := n.desktops(t)[0]
+// testAccess checks sign-in, roles and CSRF on pages and actions.
+func testAccess(t *testing.T, n *node) {
+	d := n.desktop(t, "demo-3")
 	joe := n.addUser(t, "joe", lobby.RoleUser, "")
 	op := n.addUser(t, "olga", lobby.RoleOperator, "")
 
@@ -324,8 +361,7 @@ func TestAdminAccess(t *testing.T) {
 	})
 	t.Run("csrf", func(t *testing.T) {
 		t.Parallel()
-		b := *n.admin
-		b.t = t
+		b := n.adminAs(t)
 		form := url.Values{"name": {"no-csrf"}, "pools": {"demo"}, "users": {"*"}}
 		st, page := b.do("POST", "/admin/policies", form, nil)
 		b.want(403, page, st, "out of date")
@@ -339,8 +375,7 @@ func TestAdminAccess(t *testing.T) {
 	})
 	t.Run("unknown page", func(t *testing.T) {
 		t.Parallel()
-		b := *n.admin
-		b.t = t
+		b := n.adminAs(t)
 		st, page := b.get("/admin/nothing-here")
 		b.want(404, page, st, "Not found")
 	})
