@@ -59,6 +59,7 @@ func adminMoreFuncs() template.FuncMap {
 		"ref":     pathRef,
 		"withQ":   withQuery,
 		"fieldOf": fieldOf,
+		"capital": capital,
 	}
 }
 
@@ -73,6 +74,14 @@ func pathRef(name, id string) string {
 		return id
 	}
 	return name
+}
+
+// capital starts s with a capital letter ("start" → "Start").
+func capital(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
 }
 
 // withQuery is the current list view's query with one key set (or
