@@ -191,6 +191,16 @@ func (s *Server) desktopPageAdmin(w http.ResponseWriter, r *http.Request) error 
 	return s.render(w, r, http.StatusOK, "admin_desktop", "Desktop "+data.Desktop.Name, data)
 }
 
+// desktopLive is the live part of the desktop page (its state and its
+// jobs); htmx polls it so an action's progress shows without reloading.
+func (s *Server) desktopLive(w http.ResponseWriter, r *http.Request) error {
+	data, err := s.deskData(r, r.PathValue("id"), newForm())
+	if err != nil {
+		return err
+	}
+	return s.fragment(w, r, "admin_desktop", "live", data)
+}
+
 // desktopFormFailed shows the desktop page again with err next to the
 // field at fault, or returns err for an error page when it is no form's.
 func (s *Server) desktopFormFailed(w http.ResponseWriter, r *http.Request, f *form, err error) error {

@@ -266,6 +266,12 @@ func testDesktopActions(t *testing.T, n *node) {
 	})
 	st, page = b.get(path)
 	b.want(200, page, st, "<td>"+id+"</td>", "<td>stop</td>", `<span class="badge completed">completed</span>`)
+	// The page's state and jobs refresh by themselves from a fragment.
+	st, page = b.do("GET", path+"/live", nil, http.Header{"Hx-Request": {"true"}})
+	b.want(200, page, st, `id="desktop-stats" hx-get="`+path+`/live"`, `id="desktop-jobs"`, "<td>"+id+"</td>")
+	if strings.Contains(page, "<html") {
+		t.Error("the live part of the desktop page is a whole page")
+	}
 
 	st, page = b.post("/admin/desktops/"+ds[1].ID+"/action", url.Values{"action": {"delete"}})
 	b.want(200, page, st, "delete requested", "<h1>Desktops</h1>")

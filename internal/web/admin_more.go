@@ -16,6 +16,7 @@ import (
 func (s *Server) adminMoreRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /admin/desktops", s.page(lobby.PermRead, s.desktopsPage))
 	mux.Handle("GET /admin/desktops/{id}", s.page(lobby.PermRead, s.desktopPageAdmin))
+	mux.Handle("GET /admin/desktops/{id}/live", s.page(lobby.PermRead, s.desktopLive))
 	mux.Handle("POST /admin/desktops/{id}/action", s.page(lobby.PermOperate, s.desktopAction))
 	mux.Handle("POST /admin/desktops/{id}/assign", s.page(lobby.PermOperate, s.desktopAssign))
 	mux.Handle("POST /admin/desktops/{id}/unassign", s.page(lobby.PermOperate, s.desktopUnassign))
