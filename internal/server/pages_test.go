@@ -219,11 +219,20 @@ func TestPagesPortal(t *testing.T) {
 		admin.want(200, "GET", "/api/v1/pools/demo", nil, &pl)
 		return pl.Counts.Free == 1
 	})
+	// The administrators' banner shows on everyone's My desktops.
+	ap := newPage(t, base)
+	ap.signIn("admin", adminPW)
+	if code, body, _ := ap.do("POST", "/admin/settings", url.Values{"csrf": {ap.csrf}, "banner": {"Maintenance on Friday <b>evening</b>"}}); code != http.StatusSeeOther && code != http.StatusOK {
+		t.Fatalf("set the banner: got %d: %.300s", code, body)
+	}
 	p := newPage(t, base)
 	p.signIn("carol", "carol password")
 	code, body, _ := p.do("GET", "/desktops", nil)
 	if code != 200 || !strings.Contains(body, `aria-label="Connect to demo"`) || !strings.Contains(body, "Ready") {
 		t.Fatalf("My desktops: got %d without a ready demo pool: %.500s", code, body)
+	}
+	if !strings.Contains(body, `class="banner"`) || !strings.Contains(body, "Maintenance on Friday &lt;b&gt;evening&lt;/b&gt;") {
+		t.Errorf("My desktops does not show the banner, escaped: %.800s", body)
 	}
 	// The live part is a fragment, not a page.
 	code, body, _ = p.do("GET", "/desktops/offers", nil, "HX-Request", "true")

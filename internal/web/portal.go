@@ -34,6 +34,7 @@ type desktopsData struct {
 	Offers []offerView
 	Error  string
 	Origin string // this node's address, for the native client's command
+	Banner string // the administrators' message (settings: portal.banner)
 }
 
 func origin(r *http.Request) string {
@@ -92,7 +93,7 @@ func (s *Server) myDesktops(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return s.render(w, r, http.StatusOK, "desktops", "My desktops", desktopsData{Offers: os, Origin: origin(r)})
+	return s.render(w, r, http.StatusOK, "desktops", "My desktops", desktopsData{Offers: os, Origin: origin(r), Banner: s.banner(r.Context())})
 }
 
 // offersFragment is the live part of "My desktops", refreshed by htmx.
@@ -118,7 +119,7 @@ func (s *Server) connect(w http.ResponseWriter, r *http.Request) error {
 			if oerr != nil {
 				return oerr
 			}
-			return s.render(w, r, httpjson.Status(err), "desktops", "My desktops", desktopsData{Offers: os, Error: lobby.ErrorMessage(err), Origin: origin(r)})
+			return s.render(w, r, httpjson.Status(err), "desktops", "My desktops", desktopsData{Offers: os, Error: lobby.ErrorMessage(err), Origin: origin(r), Banner: s.banner(r.Context())})
 		}
 		return err
 	}

@@ -56,6 +56,10 @@ type view struct {
 	Data        any
 }
 
+// On reports whether the page is in the nav section named by prefix
+// (admin_desktop matches the desktops list and a desktop's page).
+func (v view) On(prefix string) bool { return strings.HasPrefix(v.Page, prefix) }
+
 // Can reports whether the signed-in user's role holds perm.
 func (v view) Can(perm string) bool {
 	return v.User != nil && v.User.Role.Can(lobby.Permission(perm))
