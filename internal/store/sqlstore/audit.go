@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 
@@ -23,7 +24,8 @@ func scanAudit(sc scanner) (*lobby.AuditEvent, error) {
 // zero).
 func (q *queries) AppendAudit(ctx context.Context, e *lobby.AuditEvent) error {
 	e.At = q.createdTime(e.At)
-	err := q.writeRow(ctx, appendAuditSQL, q.d.t(e.At), e.Actor, e.Action, e.Target, e.Detail, e.Remote).Scan(&e.ID)
+	err := q.writeScan(ctx, func(r *sql.Row) error { return r.Scan(&e.ID) },
+		appendAuditSQL, q.d.t(e.At), e.Actor, e.Action, e.Target, e.Detail, e.Remote)
 	if err != nil {
 		return fmt.Errorf("append audit event %q: %w", e.Action, err)
 	}

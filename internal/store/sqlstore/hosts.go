@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 
@@ -28,12 +29,13 @@ func (q *queries) UpsertHost(ctx context.Context, h *lobby.Host) error {
 		id = lobby.NewID("hst")
 	}
 	h.LastSeen = micro(h.LastSeen)
-	row := q.writeRow(ctx, `INSERT INTO hosts (`+hostCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)
+	err := q.writeScan(ctx, func(r *sql.Row) error { return r.Scan(&h.ID, timeCol{&h.Created}) },
+		`INSERT INTO hosts (`+hostCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET provider = excluded.provider, state = excluded.state,
 			site_id = excluded.site_id, last_seen = excluded.last_seen
 		RETURNING id, created`,
 		id, h.Name, h.Provider, string(h.State), h.SiteID, q.d.t(h.LastSeen), q.d.t(q.createdTime(h.Created)))
-	if err := row.Scan(&h.ID, timeCol{&h.Created}); err != nil {
+	if err != nil {
 		return q.d.wrap(err, fmt.Sprintf("upsert host %q", h.Name))
 	}
 	return nil

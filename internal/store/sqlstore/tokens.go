@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 
@@ -99,9 +100,10 @@ const createTicketSQL = `INSERT INTO tickets (` + ticketCols + `) VALUES (?, ?, 
 // and returns it, in one statement; ErrNotFound when it is unknown, used or
 // expired.
 func (q *queries) RedeemTicket(ctx context.Context, hash string, now time.Time) (*store.Ticket, error) {
-	t, err := scanTicket(q.writeRow(ctx,
+	var t *store.Ticket
+	err := q.writeScan(ctx, func(r *sql.Row) (err error) { t, err = scanTicket(r); return err },
 		`UPDATE tickets SET used = TRUE, used_at = ? WHERE hash = ? AND NOT used AND expires > ? RETURNING `+ticketCols,
-		q.d.t(now), hash, q.d.t(now)))
+		q.d.t(now), hash, q.d.t(now))
 	if err != nil {
 		return nil, noRows(err, "redeem ticket")
 	}

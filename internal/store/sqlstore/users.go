@@ -115,7 +115,7 @@ const lockUserSQL = `SELECT id FROM users WHERE id = ?`
 // on SQLite the transaction already holds the only writer. ErrNotFound.
 func (q *queries) LockUser(ctx context.Context, userID string) error {
 	var id string
-	err := q.writeRow(ctx, lockUserSQL+q.d.pick("", ` FOR UPDATE`), userID).Scan(&id)
+	err := q.writeScan(ctx, func(r *sql.Row) error { return r.Scan(&id) }, lockUserSQL+q.d.pick("", ` FOR UPDATE`), userID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("lock user %q: %w", userID, store.ErrNotFound)
 	}
