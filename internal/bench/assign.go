@@ -74,6 +74,17 @@ type AssignResult struct {
 	// waited for SQLite's one writer connection (database/sql DBStats).
 	WriterWaits int64
 	WriterWait  time.Duration
+	// Groups and GroupedTxs: database transactions of SQLite's group
+	// committer and the transactions and single writes they held.
+	Groups, GroupedTxs uint64
+}
+
+// groupStats returns the store's group commit counters (SQLite).
+func groupStats(n *Node) (groups, txs uint64) {
+	if g, ok := n.Server.Store.(interface{ GroupStats() (uint64, uint64) }); ok {
+		return g.GroupStats()
+	}
+	return 0, 0
 }
 
 // writerStats returns the pool statistics of the store's writer
@@ -137,7 +148,10 @@ func RunAssign(ctx context.Context, cfg AssignConfig) (_ *AssignResult, err erro
 		return nil, err
 	}
 	w0 := writerStats(node)
+	g0, x0 := groupStats(node)
 	ph := l.run(ctx, cfg.Duration, cfg.MaxOps)
+	g1, x1 := groupStats(node)
+	res.Groups, res.GroupedTxs = g1-g0, x1-x0
 	res.CPU, err = prof.Stop()
 	if w1 := writerStats(node); w1 != nil && w0 != nil {
 		res.WriterWaits, res.WriterWait = w1.WaitCount-w0.WaitCount, w1.WaitDuration-w0.WaitDuration

@@ -48,6 +48,10 @@ func (r *AssignResult) Print(w io.Writer) {
 		fmt.Fprintf(w, "SQLite writer connection: requests waited for it %d times, %.2f s in all, %s per assignment (database/sql DBStats)\n",
 			r.WriterWaits, r.WriterWait.Seconds(), Ms(r.WriterWait/time.Duration(max(1, r.Assignments))))
 	}
+	if r.Groups > 0 {
+		fmt.Fprintf(w, "SQLite group commit: %d transactions and single writes in %d database transactions, %.1f per commit\n",
+			r.GroupedTxs, r.Groups, float64(r.GroupedTxs)/float64(r.Groups))
+	}
 	if r.CPU != nil && r.Assignments > 0 {
 		per := (r.CPU.CPU + r.CPU.Children) / time.Duration(r.Assignments)
 		who := "node + load generator"

@@ -33,6 +33,8 @@ type groupCommitter struct {
 	// maxGroup bounds the transactions of one group, so that the first of
 	// them does not wait on too many others.
 	maxGroup int
+
+	groups, txs atomic.Uint64 // database transactions, and transactions run in them
 }
 
 // Request states.
@@ -142,6 +144,8 @@ func (c *groupCommitter) runGroup(group []*txReq) {
 	if len(live) == 0 {
 		return
 	}
+	c.groups.Add(1)
+	c.txs.Add(uint64(len(live)))
 	bg := context.Background()
 	tx, err := c.db.BeginTx(bg, nil)
 	if err != nil {

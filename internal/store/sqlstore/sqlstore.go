@@ -163,6 +163,16 @@ func (s *Store) AuthEpoch() uint64 { return s.d.authEpoch.Load() }
 
 var _ store.AuthEpocher = (*Store)(nil)
 
+// GroupStats reports, on SQLite, how many database transactions the group
+// committer ran and how many transactions (and single writes) they held;
+// zeros on PostgreSQL.
+func (s *Store) GroupStats() (groups, txs uint64) {
+	if s.group == nil {
+		return 0, 0
+	}
+	return s.group.groups.Load(), s.group.txs.Load()
+}
+
 // Dialect returns store.SQLite or store.Postgres.
 func (s *Store) Dialect() string { return s.cfg.Dialect }
 
