@@ -96,6 +96,7 @@ func benchAssign(ctx context.Context, fs *flag.FlagSet, stdout, stderr io.Writer
 	fs.DurationVar(&c.Duration, "duration", 10e9, "measured phase")
 	fs.DurationVar(&c.Warmup, "warmup", 2e9, "unmeasured phase before it")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the measured phase to FILE (go tool pprof -top FILE)")
+	fs.StringVar(&c.Trace, "trace", "", "write an execution trace of the measured phase to FILE (go tool trace FILE)")
 	return func() error {
 		r, err := bench.RunAssign(ctx, c)
 		if r != nil {

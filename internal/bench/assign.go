@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"runtime/trace"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +23,7 @@ type AssignConfig struct {
 	Duration    time.Duration // measured phase
 	Warmup      time.Duration // unmeasured phase before it
 	CPUProfile  string        // write the measured phase's CPU profile here
+	Trace       string        // write an execution trace of the measured phase here
 	// MaxOps bounds the connect+release cycles of the measured phase.
 	MaxOps int
 	Log    io.Writer // progress lines; nil is silent
@@ -147,9 +150,14 @@ func RunAssign(ctx context.Context, cfg AssignConfig) (_ *AssignResult, err erro
 	if err != nil {
 		return nil, err
 	}
+	stopTrace, err := startTrace(cfg.Trace)
+	if err != nil {
+		return nil, err
+	}
 	w0 := writerStats(node)
 	g0, x0 := groupStats(node)
 	ph := l.run(ctx, cfg.Duration, cfg.MaxOps)
+	stopTrace()
 	g1, x1 := groupStats(node)
 	res.Groups, res.GroupedTxs = g1-g0, x1-x0
 	res.CPU, err = prof.Stop()
@@ -250,4 +258,21 @@ func firstOf(first, err error) error {
 		return first
 	}
 	return err
+}
+
+// startTrace writes an execution trace (go tool trace FILE) until stop;
+// nothing when path is empty.
+func startTrace(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := trace.Start(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { trace.Stop(); f.Close() }, nil
 }
