@@ -28,13 +28,16 @@ import (
 
 // Server holds what the handlers need.
 type Server struct {
-	Store   store.Store
-	Auth    *auth.Service
-	Assign  *assign.Service
-	Queue   *jobs.Queue
-	Gateway http.Handler
-	Version string
-	Logger  *slog.Logger
+	Store store.Store
+	Auth  *auth.Service
+	// Throttle limits failed sign-ins (shared with the pages); nil allows
+	// every attempt.
+	Throttle *auth.Throttle
+	Assign   *assign.Service
+	Queue    *jobs.Queue
+	Gateway  http.Handler
+	Version  string
+	Logger   *slog.Logger
 	// Ready reports whether the node should get traffic (nil: store ping).
 	Ready func(ctx context.Context) error
 	// Registry receives the API's metrics; nil makes a private one.
@@ -105,6 +108,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 
 		{"GET /api/v1/jobs", lobby.PermRead, s.listJobs},
 		{"GET /api/v1/jobs/{id}", lobby.PermRead, s.getJob},
+		{"POST /api/v1/jobs/{id}/actions", lobby.PermOperate, s.jobAction},
 
 		{"GET /api/v1/audit", lobby.PermRead, s.listAudit},
 	}

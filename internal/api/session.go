@@ -29,14 +29,22 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	if req.Username == "" || req.Password == "" {
 		return lobby.Errorf(lobby.KindInvalid, "username and password are required")
 	}
+	addr := remote(r)
+	if err := s.Throttle.Check(req.Username, addr); err != nil {
+		_ = s.Store.AppendAudit(r.Context(), &lobby.AuditEvent{At: s.Auth.Now(), Actor: req.Username, Action: "user.login_throttled", Target: req.Username, Detail: lobby.ErrorMessage(err), Remote: addr})
+		w.Header().Set("Retry-After", "60")
+		return err
+	}
 	secret, tok, u, err := s.Auth.Login(r.Context(), req.Username, req.Password)
 	if err != nil {
-		if lobby.ErrorKind(err) == lobby.KindUnauthorized {
-			_ = s.Store.AppendAudit(r.Context(), &lobby.AuditEvent{At: s.Auth.Now(), Actor: req.Username, Action: "user.login_failed", Target: req.Username, Remote: remote(r)})
+		if k := lobby.ErrorKind(err); k == lobby.KindUnauthorized || k == lobby.KindForbidden {
+			s.Throttle.Fail(req.Username, addr)
+			_ = s.Store.AppendAudit(r.Context(), &lobby.AuditEvent{At: s.Auth.Now(), Actor: req.Username, Action: "user.login_failed", Target: req.Username, Remote: addr})
 		}
 		return err
 	}
-	if err := s.Store.AppendAudit(r.Context(), &lobby.AuditEvent{At: s.Auth.Now(), Actor: u.Username, Action: "user.login", Target: u.ID, Remote: remote(r)}); err != nil {
+	s.Throttle.Succeed(req.Username)
+	if err := s.Store.AppendAudit(r.Context(), &lobby.AuditEvent{At: s.Auth.Now(), Actor: u.Username, Action: "user.login", Target: u.ID, Remote: addr}); err != nil {
 		return err
 	}
 	httpjson.Write(w, http.StatusOK, loginResponse{Token: secret, Expires: tok.Expires, User: u})

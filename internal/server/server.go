@@ -209,7 +209,7 @@ func (s *Server) listen() error {
 		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}})
 	}
 	s.listener = ln
-	a := &api.Server{Store: s.Store, Auth: s.Auth, Assign: s.Assign, Queue: s.Queue, Gateway: s.Gateway, Version: s.cfg.Version, Logger: s.log}
+	a := &api.Server{Store: s.Store, Auth: s.Auth, Throttle: s.Throttle, Assign: s.Assign, Queue: s.Queue, Gateway: s.Gateway, Version: s.cfg.Version, Logger: s.log}
 	apiHandler := a.Handler()
 	db := store.SQLite
 	if s.cfg.Postgres != "" {
