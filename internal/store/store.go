@@ -221,8 +221,11 @@ type AuthEpocher interface {
 type Store interface {
 	Queries
 	// InTx runs fn in one transaction, committed when fn returns nil.
-	// On SQLite it holds the single writer; on PostgreSQL it is READ
-	// COMMITTED, with LockUser and row locks where a rule needs them.
+	// On SQLite it holds the single writer, and concurrent transactions
+	// are committed together (each in a savepoint of one database
+	// transaction; fn's statements then ignore ctx's cancellation); on
+	// PostgreSQL it is READ COMMITTED, with LockUser and row locks where a
+	// rule needs them.
 	InTx(ctx context.Context, fn func(q Queries) error) error
 	// Dialect is SQLite or Postgres.
 	Dialect() string
