@@ -52,4 +52,4 @@ bench: build deps-test
 	$(GO) run ./cmd/withpg -- ./bin/lobby bench all
 
 clean:
-	rm -rf bin node_modules internal/web/static/vendor/novnc internal/web/static/vendor/htmx.min.js
+	rm -rf bin node_modules internal/web/static/npm

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the front-end packages pinned in package-lock.json (npm ci) and
-# copies the files the node serves into internal/web/static/vendor, which
+# copies the files the node serves into internal/web/static/npm, which
 # the binary embeds. Third-party code is never committed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +12,7 @@ stamp=node_modules/.package-lock.json
 if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then
   npm ci --no-audit --no-fund --loglevel=error
 fi
-dst=internal/web/static/vendor
+dst=internal/web/static/npm
 rm -rf "$dst/novnc" "$dst/htmx.min.js"
 mkdir -p "$dst/novnc"
 cp node_modules/htmx.org/dist/htmx.min.js "$dst/"

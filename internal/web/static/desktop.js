@@ -1,7 +1,7 @@
 // The desktop in a browser tab: asks the node for a single-use console
 // ticket, connects noVNC through /gateway/vnc, and on a network blip asks
 // for a new ticket and reconnects; the desktop itself keeps running.
-import RFB from "./vendor/novnc/core/rfb.js";
+import RFB from "./npm/novnc/core/rfb.js";
 
 const app = document.getElementById("desktop-app");
 const screen = document.getElementById("screen");
