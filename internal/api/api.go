@@ -7,7 +7,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -23,6 +22,7 @@ import (
 	"lobby/internal/httpjson"
 	"lobby/internal/jobs"
 	"lobby/internal/lobby"
+	"lobby/internal/manage"
 	"lobby/internal/store"
 )
 
@@ -206,21 +206,7 @@ func (s *Server) audit(r *http.Request, q store.Queries, action, target, detail 
 }
 
 // storeErr turns store sentinels into user-facing errors about what.
-func storeErr(err error, what string) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, store.ErrNotFound):
-		return lobby.Errorf(lobby.KindNotFound, "%s does not exist", what)
-	case errors.Is(err, store.ErrConflict):
-		return lobby.Errorf(lobby.KindConflict, "%s conflicts with an existing one (the name is taken, or it is in use)", what)
-	}
-	var le *lobby.Error
-	if errors.As(err, &le) {
-		return err
-	}
-	return fmt.Errorf("%s: %w", what, err)
-}
+var storeErr = manage.StoreErr
 
 // list is the shape of every list answer.
 type list[T any] struct {

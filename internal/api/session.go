@@ -159,10 +159,11 @@ type offer struct {
 	Holding *lobby.Assignment `json:"holding,omitempty"`
 }
 
-// offers lists the pools the caller's policies give them.
+// offers lists the pools the caller's policies give them (manage.Offers,
+// as the portal shows them) and what the caller holds in each.
 func (s *Server) offers(w http.ResponseWriter, r *http.Request) error {
 	u := userOf(r)
-	pols, err := s.Assign.PoliciesFor(r.Context(), u)
+	os, err := s.manager().Offers(r.Context(), u)
 	if err != nil {
 		return err
 	}
@@ -170,41 +171,16 @@ func (s *Server) offers(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	seen := map[string]bool{}
-	out := []offer{}
-	for _, p := range pols {
-		for _, pid := range p.Pools {
-			if seen[pid] {
-				continue
-			}
-			seen[pid] = true
-			o, err := s.offerOf(r, u, pid, &p, held)
-			if err != nil {
-				return err
-			}
-			if o != nil {
-				out = append(out, *o)
+	out := make([]offer, 0, len(os))
+	for _, o := range os {
+		v := offer{Pool: o.Pool, Policy: o.Policy.Name, Mode: o.Policy.Mode, Counts: o.Counts}
+		for i := range held {
+			if held[i].PoolID == o.Pool.ID {
+				v.Holding = &held[i]
 			}
 		}
+		out = append(out, v)
 	}
 	httpjson.Write(w, http.StatusOK, list[offer]{Items: out})
 	return nil
-}
-
-func (s *Server) offerOf(r *http.Request, u *lobby.User, poolID string, p *lobby.Policy, held []lobby.Assignment) (*offer, error) {
-	pool, err := s.Store.GetPool(r.Context(), poolID)
-	if err != nil {
-		return nil, nil // a policy may name a pool deleted since
-	}
-	c, err := s.Store.PoolCounts(r.Context(), pool.ID)
-	if err != nil {
-		return nil, err
-	}
-	o := &offer{Pool: pool, Policy: p.Name, Mode: p.Mode, Counts: c}
-	for i := range held {
-		if held[i].PoolID == pool.ID {
-			o.Holding = &held[i]
-		}
-	}
-	return o, nil
 }

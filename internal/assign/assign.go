@@ -63,14 +63,24 @@ func (s *Service) Resolve(ctx context.Context, u *lobby.User, poolRef string) (*
 	if err != nil {
 		return nil, nil, err
 	}
+	if pol := Winner(pols, pool.ID); pol != nil {
+		return pool, pol, nil
+	}
+	return nil, nil, lobby.Errorf(lobby.KindForbidden, "no policy gives %s desktops from pool %q: ask an administrator for access", u.Username, pool.Name)
+}
+
+// Winner is the policy that gives pool poolID, from policies sorted as
+// PoliciesFor returns them (highest priority first); nil when none does.
+// Resolve, the portal's offers and the simulator all choose with it.
+func Winner(pols []lobby.Policy, poolID string) *lobby.Policy {
 	for i := range pols {
 		for _, pid := range pols[i].Pools {
-			if pid == pool.ID {
-				return pool, &pols[i], nil
+			if pid == poolID {
+				return &pols[i]
 			}
 		}
 	}
-	return nil, nil, lobby.Errorf(lobby.KindForbidden, "no policy gives %s desktops from pool %q: ask an administrator for access", u.Username, pool.Name)
+	return nil
 }
 
 // PoliciesFor returns the policies that cover u, highest priority first.

@@ -64,39 +64,41 @@ type (
 
 const countSQL = `SELECT state, count(*) FROM river_job GROUP BY state`
 
+// rows is what pgx.Rows and *sql.Rows share.
+type rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
 func (q *Queue) countRows(ctx context.Context) (map[string]int, error) {
+	var rs rows
+	switch db := q.cfg.Store.(type) {
+	case pgPool:
+		r, err := db.Pool().Query(ctx, countSQL)
+		if err != nil {
+			return nil, err
+		}
+		defer r.Close()
+		rs = r
+	case sqlWriter:
+		r, err := db.Writer().QueryContext(ctx, countSQL)
+		if err != nil {
+			return nil, err
+		}
+		defer r.Close()
+		rs = r
+	default:
+		return nil, fmt.Errorf("store %T offers no database handle", q.cfg.Store)
+	}
 	out := map[string]int{}
-	if p, ok := q.cfg.Store.(pgPool); ok {
-		rows, err := p.Pool().Query(ctx, countSQL)
-		if err != nil {
+	for rs.Next() {
+		var st string
+		var n int
+		if err := rs.Scan(&st, &n); err != nil {
 			return nil, err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var st string
-			var n int
-			if err := rows.Scan(&st, &n); err != nil {
-				return nil, err
-			}
-			out[st] = n
-		}
-		return out, rows.Err()
+		out[st] = n
 	}
-	if w, ok := q.cfg.Store.(sqlWriter); ok {
-		rows, err := w.Writer().QueryContext(ctx, countSQL)
-		if err != nil {
-			return nil, err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var st string
-			var n int
-			if err := rows.Scan(&st, &n); err != nil {
-				return nil, err
-			}
-			out[st] = n
-		}
-		return out, rows.Err()
-	}
-	return nil, fmt.Errorf("store %T offers no database handle", q.cfg.Store)
+	return out, rs.Err()
 }

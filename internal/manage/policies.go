@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"lobby/internal/assign"
 	"lobby/internal/lobby"
 	"lobby/internal/store"
 )
@@ -134,8 +135,9 @@ type Offer struct {
 }
 
 // Simulate answers "what would this user get?": for every pool, the policy
-// that gives it to the user, found by assign.Service.Resolve, the code a
-// real connect runs, so the answer cannot drift from what users get.
+// that gives it to the user, chosen by assign.Winner over
+// assign.Service.PoliciesFor, the code a real connect runs, so the answer
+// cannot drift from what users get.
 func (s *Service) Simulate(ctx context.Context, a Actor, u *lobby.User) ([]Offer, error) {
 	if err := Allow(a, lobby.PermRead); err != nil {
 		return nil, err
@@ -158,13 +160,14 @@ func (s *Service) Offers(ctx context.Context, u *lobby.User) ([]Offer, error) {
 				continue
 			}
 			seen[pid] = true
-			pool, chosen, err := s.Assign.Resolve(ctx, u, pid)
-			if lobby.ErrorKind(err) == lobby.KindNotFound {
+			pool, err := s.Store.GetPool(ctx, pid)
+			if errors.Is(err, store.ErrNotFound) {
 				continue // a policy may name a pool deleted since
 			}
 			if err != nil {
 				return nil, err
 			}
+			chosen := assign.Winner(pols, pool.ID)
 			c, err := s.Store.PoolCounts(ctx, pool.ID)
 			if err != nil {
 				return nil, err

@@ -250,6 +250,21 @@ func TestPagesPortal(t *testing.T) {
 		t.Fatalf("connect: got %d to %q, want the desktop page", code, res.Header.Get("Location"))
 	}
 	desk := res.Header.Get("Location")
+	// The API's offers say the same: demo, by the demo policy, held by carol.
+	var offers struct {
+		Items []struct {
+			Pool    struct{ Name string }
+			Policy  string
+			Holding *struct {
+				DesktopID string `json:"desktop_id"`
+			}
+		}
+	}
+	login(t, base, "carol", "carol password").want(200, "GET", "/api/v1/offers", nil, &offers)
+	if len(offers.Items) != 1 || offers.Items[0].Pool.Name != "demo" || offers.Items[0].Policy != "demo" ||
+		offers.Items[0].Holding == nil || "/desktop/"+offers.Items[0].Holding.DesktopID != desk {
+		t.Errorf("GET /api/v1/offers = %+v, want demo by policy demo, holding %s", offers.Items, desk)
+	}
 	if code, body, _ = p.do("GET", desk, nil); code != 200 || !strings.Contains(body, `/static/desktop.js`) {
 		t.Fatalf("desktop page: got %d", code)
 	}

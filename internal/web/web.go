@@ -13,8 +13,8 @@ import (
 	"errors"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"lobby/internal/assign"
@@ -79,7 +79,7 @@ func (s *Server) Handler() http.Handler {
 	s.pages = mustParsePages()
 	sub, _ := fs.Sub(staticFS, "static")
 	s.static = http.StripPrefix("/static/", cacheStatic(http.FileServerFS(sub)))
-	if _, err := fs.Stat(sub, "vendor/novnc/core/rfb.js"); err != nil {
+	if _, err := fs.Stat(sub, "npm/novnc/core/rfb.js"); err != nil {
 		s.Logger.Warn("noVNC is not built into this binary: the desktop page cannot connect; build with make (it runs npm ci)")
 	}
 	mux := http.NewServeMux()
@@ -199,12 +199,13 @@ func (s *Server) actor(r *http.Request) manage.Actor {
 	return a
 }
 
+// remote is the client's address for the audit log and the throttle.
 func remote(r *http.Request) string {
-	addr := r.RemoteAddr
-	if i := strings.LastIndexByte(addr, ':'); i > 0 {
-		addr = addr[:i]
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
 	}
-	return strings.Trim(addr, "[]")
+	return host
 }
 
 // instrument adds the security headers, a request ID and panic recovery.
