@@ -66,6 +66,33 @@ type Ticket struct {
 	Expires   time.Time
 }
 
+// JoinToken admits host agents to the cluster: a secret, stored only as
+// its hash, usable MaxUses times until Expires unless revoked.
+type JoinToken struct {
+	ID        string    `json:"id"`
+	Hash      string    `json:"-"` // hex SHA-256 of the secret
+	Note      string    `json:"note,omitempty"`
+	CreatedBy string    `json:"created_by"` // username
+	Created   time.Time `json:"created"`
+	Expires   time.Time `json:"expires"`
+	MaxUses   int       `json:"max_uses"`
+	Uses      int       `json:"uses"`
+	Revoked   bool      `json:"revoked"`
+}
+
+// HostReport is what an agent's link reports about its host.
+type HostReport struct {
+	State        lobby.HostState
+	SiteID       int // the node the link is on
+	Seen         time.Time
+	Address      string
+	AgentVersion string
+	CPUPercent   float64
+	MemTotal     int64
+	MemUsed      int64
+	Running      int
+}
+
 // DesktopFilter narrows ListDesktops; zero fields match everything.
 type DesktopFilter struct {
 	PoolID     string
@@ -145,12 +172,41 @@ type Queries interface {
 	// at or before now and returns how many.
 	DeleteExpiredTickets(ctx context.Context, now time.Time) (int, error)
 
-	// Hosts. UpsertHost inserts or updates by name and sets h.ID.
+	// Join tokens. CreateJoinToken sets t.ID (prefix "jtk") and t.Created
+	// when empty. UseJoinToken counts one use in one statement when the
+	// token is not revoked, not expired at now and has uses left:
+	// ErrNotFound when unknown, ErrConflict when it cannot be used (the
+	// caller reads it to say why). ListJoinTokens pages by ID.
+	CreateJoinToken(ctx context.Context, t *JoinToken) error
+	GetJoinToken(ctx context.Context, id string) (*JoinToken, error)
+	ListJoinTokens(ctx context.Context, opt ListOptions) ([]JoinToken, error)
+	UseJoinToken(ctx context.Context, id string, now time.Time) error
+	RevokeJoinToken(ctx context.Context, id string) error
+
+	// Hosts. UpsertHost inserts or updates by name and sets h.ID; it
+	// leaves the link fields of an existing host (certificate, revocation,
+	// report) as they are.
 	UpsertHost(ctx context.Context, h *lobby.Host) error
 	GetHost(ctx context.Context, id string) (*lobby.Host, error)
 	GetHostByName(ctx context.Context, name string) (*lobby.Host, error)
 	ListHosts(ctx context.Context, opt ListOptions) ([]lobby.Host, error)
 	SetHostState(ctx context.Context, id string, state lobby.HostState, siteID int, seen time.Time) error
+	// CreateHost inserts a new host (an agent joining), setting h.ID
+	// (prefix "hst") and h.Created; ErrConflict when the name is taken.
+	CreateHost(ctx context.Context, h *lobby.Host) error
+	// SetHostCert records the serial of the host's new link certificate
+	// and clears Revoked (a re-join after revocation is a new identity);
+	// ErrNotFound.
+	SetHostCert(ctx context.Context, id, serial string) error
+	// RevokeHost marks the host revoked and down; ErrNotFound.
+	RevokeHost(ctx context.Context, id string) error
+	// SetHostReport records a report of a linked host; a revoked host
+	// stays down whatever the report says (a report in flight when it was
+	// revoked). ErrNotFound.
+	SetHostReport(ctx context.Context, id string, r HostReport) error
+	// DeleteHost removes a host; ErrConflict while it still has desktops
+	// (their records must go first), ErrNotFound.
+	DeleteHost(ctx context.Context, id string) error
 
 	// Desktops. Names are unique per host. A new desktop is unassigned
 	// (d.AssignedTo must be empty). DeleteDesktop also deletes its

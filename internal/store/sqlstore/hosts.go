@@ -10,11 +10,18 @@ import (
 	"lobby/internal/store"
 )
 
-const hostCols = `id, name, provider, state, site_id, last_seen, created`
+// hostBaseCols are the columns UpsertHost writes; hostLinkCols those of
+// the host's link (migration 00009), which only the link methods write.
+const (
+	hostBaseCols = `id, name, provider, state, site_id, last_seen, created`
+	hostLinkCols = `cert_serial, revoked, agent_version, address, cpu_percent, mem_total, mem_used, desktops_running`
+	hostCols     = hostBaseCols + `, ` + hostLinkCols
+)
 
 func scanHost(sc scanner) (*lobby.Host, error) {
 	var h lobby.Host
-	err := sc.Scan(&h.ID, &h.Name, &h.Provider, &h.State, &h.SiteID, timeCol{&h.LastSeen}, timeCol{&h.Created})
+	err := sc.Scan(&h.ID, &h.Name, &h.Provider, &h.State, &h.SiteID, timeCol{&h.LastSeen}, timeCol{&h.Created},
+		&h.CertSerial, &h.Revoked, &h.AgentVersion, &h.Address, &h.CPUPercent, &h.MemTotal, &h.MemUsed, &h.Running)
 	if err != nil {
 		return nil, err
 	}
@@ -22,7 +29,9 @@ func scanHost(sc scanner) (*lobby.Host, error) {
 }
 
 // UpsertHost inserts h, or updates the host of that name (provider, state,
-// site ID, last seen), and sets h.ID and h.Created to the stored ones.
+// site ID, last seen), and sets h.ID and h.Created to the stored ones. The
+// link fields (certificate, revocation, report) are not written: a new
+// host gets the defaults, an existing one keeps its own.
 func (q *queries) UpsertHost(ctx context.Context, h *lobby.Host) error {
 	id := h.ID
 	if id == "" {
@@ -30,13 +39,30 @@ func (q *queries) UpsertHost(ctx context.Context, h *lobby.Host) error {
 	}
 	h.LastSeen = micro(h.LastSeen)
 	err := q.writeScan(ctx, func(r *sql.Row) error { return r.Scan(&h.ID, timeCol{&h.Created}) },
-		`INSERT INTO hosts (`+hostCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)
+		`INSERT INTO hosts (`+hostBaseCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET provider = excluded.provider, state = excluded.state,
 			site_id = excluded.site_id, last_seen = excluded.last_seen
 		RETURNING id, created`,
 		id, h.Name, h.Provider, string(h.State), h.SiteID, q.d.t(h.LastSeen), q.d.t(q.createdTime(h.Created)))
 	if err != nil {
 		return q.d.wrap(err, fmt.Sprintf("upsert host %q", h.Name))
+	}
+	return nil
+}
+
+// CreateHost inserts h with every field, setting h.ID (when empty) and
+// h.Created (when zero); ErrConflict when the name or ID is taken.
+func (q *queries) CreateHost(ctx context.Context, h *lobby.Host) error {
+	if h.ID == "" {
+		h.ID = lobby.NewID("hst")
+	}
+	h.Created = q.createdTime(h.Created)
+	h.LastSeen = micro(h.LastSeen)
+	_, err := q.exec(ctx, `INSERT INTO hosts (`+hostCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		h.ID, h.Name, h.Provider, string(h.State), h.SiteID, q.d.t(h.LastSeen), q.d.t(h.Created),
+		h.CertSerial, h.Revoked, h.AgentVersion, h.Address, h.CPUPercent, h.MemTotal, h.MemUsed, h.Running)
+	if err != nil {
+		return q.d.wrap(err, fmt.Sprintf("create host %q", h.Name))
 	}
 	return nil
 }
@@ -62,4 +88,43 @@ func (q *queries) ListHosts(ctx context.Context, opt store.ListOptions) ([]lobby
 func (q *queries) SetHostState(ctx context.Context, id string, state lobby.HostState, siteID int, seen time.Time) error {
 	return q.execOne(ctx, fmt.Sprintf("set state of host %q", id),
 		`UPDATE hosts SET state = ?, site_id = ?, last_seen = ? WHERE id = ?`, string(state), siteID, q.d.t(seen), id)
+}
+
+// SetHostCert records the serial of the host's new link certificate and
+// clears Revoked; ErrNotFound.
+func (q *queries) SetHostCert(ctx context.Context, id, serial string) error {
+	return q.execOne(ctx, fmt.Sprintf("set certificate of host %q", id),
+		`UPDATE hosts SET cert_serial = ?, revoked = FALSE WHERE id = ?`, serial, id)
+}
+
+// RevokeHost marks the host revoked and down; ErrNotFound.
+func (q *queries) RevokeHost(ctx context.Context, id string) error {
+	return q.execOne(ctx, fmt.Sprintf("revoke host %q", id),
+		`UPDATE hosts SET revoked = TRUE, state = ? WHERE id = ?`, string(lobby.HostDown), id)
+}
+
+// SetHostReport records the report of a linked host: its state (down
+// while it is revoked, whatever the report says), site, last seen, link
+// address, agent version and metrics; ErrNotFound.
+func (q *queries) SetHostReport(ctx context.Context, id string, r store.HostReport) error {
+	return q.execOne(ctx, fmt.Sprintf("set report of host %q", id),
+		`UPDATE hosts SET state = CASE WHEN revoked THEN ? ELSE ? END, site_id = ?, last_seen = ?,
+			address = ?, agent_version = ?, cpu_percent = ?, mem_total = ?, mem_used = ?, desktops_running = ?
+		WHERE id = ?`,
+		string(lobby.HostDown), string(r.State), r.SiteID, q.d.t(r.Seen),
+		r.Address, r.AgentVersion, r.CPUPercent, r.MemTotal, r.MemUsed, r.Running, id)
+}
+
+// DeleteHost deletes a host without desktops; ErrNotFound, or ErrConflict
+// while desktops still refer to it.
+func (q *queries) DeleteHost(ctx context.Context, id string) error {
+	what := fmt.Sprintf("delete host %q", id)
+	res, err := q.exec(ctx, `DELETE FROM hosts WHERE id = ?`, id)
+	if err != nil {
+		if q.d.classify(err) == ForeignKeyViolation {
+			return fmt.Errorf("%s: desktops remain on it: %w", what, store.ErrConflict)
+		}
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return oneRow(res, what)
 }

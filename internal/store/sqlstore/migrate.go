@@ -18,8 +18,10 @@ import (
 
 // SchemaVersion is the highest migration version this binary knows. Both
 // dialects number their migrations alike: the same version is the same
-// logical schema.
-const SchemaVersion = 8
+// logical schema. Versions 2 to 8 are River's (riverSteps), so Lobby's own
+// SQL migrations go on from 00009 (00009_links.sql: join tokens and host
+// links).
+const SchemaVersion = 9
 
 // VersionTable is the goose version table of Lobby's schema.
 const VersionTable = "lobby_schema_version"
