@@ -1,5 +1,6 @@
 // Command lobby is Lobby's one binary: the node (`lobby server`, `lobby
-// dev`) and the client commands that talk to its REST API.
+// dev`), the host agent (`lobby agent`) and the client commands that talk
+// to its REST API.
 package main
 
 import (
@@ -33,6 +34,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		switch args[0] {
 		case "server", "dev":
 			return runNode(ctx, args[0], args[1:], stdout, stderr)
+		case "agent":
+			return runAgent(ctx, args[1:], stdout, stderr, os.Getenv)
 		case "bench":
 			return runBench(ctx, args[1:], stdout, stderr)
 		case "--version":

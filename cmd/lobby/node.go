@@ -46,6 +46,7 @@ func (m *Main) ParseFlags(cmd string, args []string) error {
 		fs.StringVar(&c.Listen, "listen", "", "address to serve on (default 127.0.0.1:8443, or :8080 with --plain-http)")
 		fs.StringVar(&c.Postgres, "postgres", "", "PostgreSQL URL; empty uses the embedded SQLite database")
 		fs.IntVar(&c.SiteID, "site-id", 1, "this node's unique site ID (1-65535)")
+		fs.StringVar(&c.Name, "name", "", "this node's name on links, which agents' name masks match (default: the hostname)")
 		fs.BoolVar(&c.LocalAgent, "local-agent", false, "run an in-process agent for desktops on this machine")
 		fs.StringVar(&c.TLSCert, "tls-cert", "", "TLS certificate file (PEM); default: a self-signed certificate in --data")
 		fs.StringVar(&c.TLSKey, "tls-key", "", "TLS private key file (PEM)")
@@ -72,6 +73,7 @@ func (m *Main) ParseFlags(cmd string, args []string) error {
 	}
 	c.Logger, c.Version = log, version
 	c.AdminPassword = m.Getenv("LOBBY_ADMIN_PASSWORD")
+	c.ClusterKey = m.Getenv("LOBBY_CLUSTER_KEY")
 	if m.dev {
 		c.PlainHTTP, c.LocalAgent = true, true
 		if err := loopbackOnly(c.Listen); err != nil {

@@ -10,9 +10,7 @@ package gateway
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -21,6 +19,7 @@ import (
 
 	"lobby/internal/hostconn"
 	"lobby/internal/httpjson"
+	"lobby/internal/link"
 	"lobby/internal/lobby"
 	"lobby/internal/rfb"
 	"lobby/internal/store"
@@ -49,12 +48,6 @@ type Gateway struct {
 type session struct {
 	cancel context.CancelFunc
 }
-
-// bufSize is the relay's copy buffer: large enough that a full-screen
-// update crosses in few WebSocket messages.
-const bufSize = 256 << 10
-
-var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
 
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
@@ -100,7 +93,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := &session{cancel: cancel}
 	g.open(ctx, d, a, s)
 	defer g.close(d, a, s)
-	relay(sctx, viewer, console)
+	link.Relay(sctx, viewer, console)
 }
 
 // held checks that the ticket's user still holds the desktop.
@@ -123,26 +116,6 @@ func (g *Gateway) held(ctx context.Context, t *store.Ticket) (*lobby.Desktop, *l
 		return nil, nil, lobby.Errorf(lobby.KindUnavailable, "desktop %s is %s, not running: connect again to start it", d.Name, d.Power)
 	}
 	return d, &as[0], nil
-}
-
-// relay copies both ways until either side ends or ctx is cancelled.
-func relay(ctx context.Context, viewer, console net.Conn) {
-	done := make(chan struct{}, 2)
-	pipe := func(dst, src net.Conn) {
-		bp := bufPool.Get().(*[]byte)
-		_, _ = io.CopyBuffer(dst, src, *bp)
-		bufPool.Put(bp)
-		done <- struct{}{}
-	}
-	go pipe(console, viewer)
-	go pipe(viewer, console)
-	select {
-	case <-done:
-	case <-ctx.Done():
-	}
-	viewer.Close()
-	console.Close()
-	<-done
 }
 
 // open registers a session; older sessions of the same desktop are ended

@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,7 +24,11 @@ import (
 	"lobby/internal/gateway"
 	"lobby/internal/hostconn"
 	"lobby/internal/jobs"
+	"lobby/internal/link"
+	"lobby/internal/linkproto"
+	"lobby/internal/lobby"
 	"lobby/internal/manage"
+	"lobby/internal/pki"
 	"lobby/internal/provider"
 	"lobby/internal/store"
 	"lobby/internal/store/postgres"
@@ -32,13 +38,18 @@ import (
 
 // Config configures a node. Zero values take the documented defaults.
 type Config struct {
-	Listen    string // address of the web and API listener; default 127.0.0.1:8443 (8080 with PlainHTTP)
-	DataDir   string // the node's own files; the SQLite database when Postgres is empty
-	Postgres  string // PostgreSQL URL; empty means embedded SQLite in DataDir
-	SiteID    int    // unique per node; default 1
-	PlainHTTP bool   // serve HTTP instead of HTTPS (lobby dev, or behind a TLS-terminating balancer)
-	TLSCert   string // operator's certificate; empty makes a self-signed one in DataDir
-	TLSKey    string
+	Listen   string // address of the web and API listener; default 127.0.0.1:8443 (8080 with PlainHTTP)
+	DataDir  string // the node's own files; the SQLite database when Postgres is empty
+	Postgres string // PostgreSQL URL; empty means embedded SQLite in DataDir
+	SiteID   int    // unique per node; default 1
+	Name     string // this node's name on links (hub name masks match it); default the hostname
+	// ClusterKey seals the cluster CA's key in the store
+	// (LOBBY_CLUSTER_KEY). Required with Postgres; a standalone node
+	// keeps its own in DataDir when empty.
+	ClusterKey string
+	PlainHTTP  bool   // serve HTTP instead of HTTPS (lobby dev, or behind a TLS-terminating balancer)
+	TLSCert    string // operator's certificate; empty makes a self-signed one in DataDir
+	TLSKey     string
 
 	// AdminPassword is the first administrator's password when the store
 	// has none (LOBBY_ADMIN_PASSWORD); empty generates one.
@@ -76,6 +87,19 @@ func (c *Config) validate() error {
 			c.Listen = "127.0.0.1:8080"
 		}
 	}
+	if c.Name == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			return errors.New("this machine's hostname is unknown: give the node a --name")
+		}
+		c.Name = strings.ToLower(h)
+	}
+	if err := lobby.ValidName("node", c.Name); err != nil {
+		return fmt.Errorf("%s: give the node another --name", lobby.ErrorMessage(err))
+	}
+	if c.Postgres != "" && c.ClusterKey == "" {
+		return errors.New("LOBBY_CLUSTER_KEY is not set: every node on a shared PostgreSQL needs the same cluster key (it seals the cluster's certificate authority); make one with `lobby admin cluster-key` and give it to every node")
+	}
 	if c.Demo < 0 || c.Demo > 100 {
 		return fmt.Errorf("--desktops %d is not valid: give 0 to 100", c.Demo)
 	}
@@ -90,15 +114,18 @@ func (c *Config) validate() error {
 
 // Server is a running node.
 type Server struct {
-	cfg       Config
-	log       *slog.Logger
-	Store     store.Store
-	Auth      *auth.Service
-	Queue     *jobs.Queue
-	Hosts     *hostconn.Registry
-	Assign    *assign.Service
-	Manager   *assign.Manager
-	Gateway   *gateway.Gateway
+	cfg     Config
+	log     *slog.Logger
+	Store   store.Store
+	Auth    *auth.Service
+	Queue   *jobs.Queue
+	Hosts   *hostconn.Registry
+	Assign  *assign.Service
+	Manager *assign.Manager
+	Gateway *gateway.Gateway
+	// Hub accepts agents' links; CA is the cluster's authority.
+	Hub       *link.Hub
+	CA        *pki.CA
 	Bootstrap auth.Bootstrap
 	// Throttle limits failed sign-ins on this node (pages and API).
 	Throttle *auth.Throttle
@@ -140,6 +167,9 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if s.Bootstrap, err = s.Auth.EnsureAdmin(ctx, cfg.AdminPassword); err != nil {
 		return nil, err
 	}
+	if err := s.openHub(ctx); err != nil {
+		return nil, err
+	}
 	if s.Queue, err = jobs.New(jobs.Config{Store: s.Store, Hosts: s.Hosts, SiteID: cfg.SiteID, Logger: s.log}); err != nil {
 		return nil, err
 	}
@@ -178,6 +208,32 @@ func (s *Server) openStore(ctx context.Context) error {
 		s.Store = db
 	}
 	s.closers = append(s.closers, s.Store.Close)
+	return nil
+}
+
+// openHub loads (or, on the cluster's first start, makes) the cluster CA
+// and issues this node's link certificate, so that it can admit agents.
+func (s *Server) openHub(ctx context.Context) error {
+	var key pki.ClusterKey
+	var err error
+	if s.cfg.ClusterKey != "" {
+		key, err = pki.ParseClusterKey(s.cfg.ClusterKey)
+		if err != nil {
+			return fmt.Errorf("LOBBY_CLUSTER_KEY: %w", err)
+		}
+	} else if key, err = pki.StandaloneKey(s.cfg.DataDir); err != nil {
+		return err
+	}
+	now := time.Now()
+	if s.CA, err = pki.LoadOrCreateCA(ctx, s.Store, key, now); err != nil {
+		return err
+	}
+	cert, err := s.CA.IssueTLS(pki.Identity{Kind: pki.KindNode, ID: strconv.Itoa(s.cfg.SiteID), Name: s.cfg.Name}, now, pki.NodeLifetime)
+	if err != nil {
+		return err
+	}
+	s.Hub = &link.Hub{Store: s.Store, CA: s.CA, Cert: cert, Name: s.cfg.Name, SiteID: s.cfg.SiteID,
+		Hosts: s.Hosts, Release: s.cfg.Version, Logger: s.log.With("component", "link"), Now: time.Now}
 	return nil
 }
 
@@ -227,6 +283,7 @@ func (s *Server) listen() error {
 	for _, prefix := range []string{"/api/", "/gateway/", "/version", "/healthz", "/readyz", "/metrics"} {
 		mux.Handle(prefix, apiHandler)
 	}
+	mux.Handle(linkproto.Path, s.Hub)
 	mux.Handle("/", pages.Handler())
 	s.http = &http.Server{
 		Handler:           mux,
@@ -272,6 +329,7 @@ func (s *Server) Run(ctx context.Context) error {
 	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer scancel()
 	_ = s.http.Shutdown(sctx)
+	s.Hub.Close() // links are upgraded connections, which Shutdown leaves open
 	cancel()
 	wg.Wait()
 	if qerr := s.Queue.Stop(sctx); qerr != nil && err == nil {
@@ -289,6 +347,9 @@ func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		if s.listener != nil {
 			s.listener.Close()
+		}
+		if s.Hub != nil {
+			s.Hub.Close()
 		}
 		if s.agent != nil {
 			errs = append(errs, s.agent.close())

@@ -1,0 +1,115 @@
+package agent
+
+import (
+	"crypto/ecdsa"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"lobby/internal/pki"
+)
+
+// identity is the host's certificate, its key and the pinned cluster CA,
+// kept in DataDir/identity.
+type identity struct {
+	cert   tls.Certificate
+	ca     *x509.Certificate
+	hostID string
+	name   string
+}
+
+func identityDir(dataDir string) string { return filepath.Join(dataDir, "identity") }
+
+// loadIdentity reads the identity; (nil, nil) when the host has not
+// joined yet.
+func loadIdentity(dataDir string) (*identity, error) {
+	dir := identityDir(dataDir)
+	certFile, keyFile, caFile := filepath.Join(dir, "host.crt"), filepath.Join(dir, "host.key"), filepath.Join(dir, "ca.crt")
+	if _, err := os.Stat(certFile); errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("load this host's identity from %s: %w (remove the directory and join again)", dir, err)
+	}
+	caPEM, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("load the pinned cluster CA: %w", err)
+	}
+	block, _ := pem.Decode(caPEM)
+	if block == nil {
+		return nil, fmt.Errorf("%s holds no certificate: remove %s and join again", caFile, dir)
+	}
+	ca, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", caFile, err)
+	}
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		return nil, err
+	}
+	cert.Leaf = leaf
+	id, err := pki.IdentityOf(leaf)
+	if err != nil || id.Kind != pki.KindHost {
+		return nil, fmt.Errorf("%s is not a Lobby host certificate: remove %s and join again", certFile, dir)
+	}
+	return &identity{cert: cert, ca: ca, hostID: id.ID, name: id.Name}, nil
+}
+
+// saveIdentity writes a new identity, each file atomically, the key
+// readable only by the agent's user.
+func saveIdentity(dataDir string, key *ecdsa.PrivateKey, certDER []byte, ca *x509.Certificate) error {
+	dir := identityDir(dataDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("make %s: %w", dir, err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return err
+	}
+	files := []struct {
+		name string
+		mode os.FileMode
+		data []byte
+	}{
+		{"host.key", 0o600, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})},
+		{"ca.crt", 0o644, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Raw})},
+		// The certificate last: its presence means the identity is whole.
+		{"host.crt", 0o644, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certDER})},
+	}
+	for _, f := range files {
+		if err := writeAtomic(filepath.Join(dir, f.name), f.data, f.mode); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeAtomic writes data to path through a temporary file and a rename.
+func writeAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

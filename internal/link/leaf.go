@@ -1,0 +1,406 @@
+package link
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/yamux"
+
+	"lobby/internal/hostconn"
+	"lobby/internal/linkproto"
+	"lobby/internal/lobby"
+	"lobby/internal/pki"
+	"lobby/internal/provider"
+	"lobby/internal/store"
+)
+
+// leaf is one agent linked to this node; it is the host's hostconn.Conn.
+type leaf struct {
+	hub    *Hub
+	sess   *yamux.Session
+	status Status // fixed at link time; RTT and LastError below
+	ping   time.Duration
+	rtt    atomic.Int64 // nanoseconds
+	errMu  sync.Mutex
+	err    string
+}
+
+var _ hostconn.Conn = (*leaf)(nil)
+
+// serveLeaf authenticates a leaf by its certificate and serves its link.
+func (h *Hub) serveLeaf(conn *tls.Conn, hello linkproto.Hello, st Status) {
+	now := h.now()
+	chain := conn.ConnectionState().PeerCertificates
+	id, err := pki.Verify(h.CA.Cert, chain, now)
+	if err != nil {
+		h.refuse(conn, st, linkproto.CodeBadCert, "this host's certificate is refused: %v; join the host again with a new token", err)
+		return
+	}
+	if id.Kind != pki.KindHost {
+		h.refuse(conn, st, linkproto.CodeBadCert, "this certificate names a %s, not a host", id.Kind)
+		return
+	}
+	st.HostID, st.Peer = id.ID, id.Name
+	ctx, cancel := context.WithTimeout(context.Background(), HandshakeTimeout)
+	host, err := h.Store.GetHost(ctx, id.ID)
+	cancel()
+	serial := pki.SerialHex(chain[0].SerialNumber)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		h.refuse(conn, st, linkproto.CodeRevoked, "host %s (%s) was removed from this cluster: join it again with a new token", id.Name, id.ID)
+		return
+	case err != nil:
+		h.refuse(conn, st, linkproto.CodeInternal, "cannot check this host now: %v", err)
+		return
+	case host.Revoked:
+		h.refuse(conn, st, linkproto.CodeRevoked, "the certificate of host %s was revoked: join it again with a new token", host.Name)
+		return
+	case host.CertSerial != serial:
+		h.refuse(conn, st, linkproto.CodeRevoked, "this certificate of host %s (serial %s) was replaced when the host joined again: use the newer identity, or join again", host.Name, serial)
+		return
+	}
+	if err := linkproto.WriteFrame(conn, linkproto.Welcome{Proto: linkproto.Version, Hub: h.Name, SiteID: h.SiteID, HostID: host.ID}); err != nil {
+		h.refuse(nil, st, "tls", "write welcome: %v", err)
+		return
+	}
+	_ = conn.SetDeadline(time.Time{})
+	ping := time.Duration(hello.Ping)
+	if ping == 0 {
+		ping = defaultPing
+	}
+	ping = min(max(ping, minPing), maxPing)
+	sess, err := server(conn, ping)
+	if err != nil {
+		h.refuse(nil, st, "mux", "start multiplexing: %v", err)
+		return
+	}
+	defer sess.Close()
+	st.Kind, st.State, st.Hub, st.SiteID, st.Since = "leaf", "up", h.Name, h.SiteID, now
+	st.Ping, st.Upstreams = linkproto.Duration(ping), hello.Upstreams
+	l := &leaf{hub: h, sess: sess, status: st, ping: ping}
+	if !h.add(l) {
+		return // the node is closing
+	}
+	h.Logger.Info("host linked", "host", host.Name, "id", host.ID, "remote", st.Address, "release", hello.Release)
+	h.writeState(l, lobby.HostUp, nil)
+	done := make(chan struct{})
+	go func() { defer close(done); l.pings() }()
+	for {
+		s, err := sess.AcceptStream()
+		if err != nil {
+			break
+		}
+		go l.serveStream(s)
+	}
+	sess.Close()
+	<-done
+	if h.remove(l) {
+		h.Logger.Info("host unlinked", "host", host.Name, "id", host.ID, "reason", l.lastError())
+		h.writeState(l, lobby.HostDown, nil)
+	}
+}
+
+// add registers a link, replacing (and closing) an older link of the same
+// host: an agent that reconnects before its old link timed out wins.
+func (h *Hub) add(l *leaf) bool {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return false
+	}
+	if h.leaves == nil {
+		h.leaves = map[string]*leaf{}
+	}
+	old := h.leaves[l.status.HostID]
+	h.leaves[l.status.HostID] = l
+	h.mu.Unlock()
+	if old != nil {
+		old.setError("replaced by a newer link of the same host")
+		old.sess.Close()
+	}
+	h.Hosts.Set(l.status.HostID, l)
+	return true
+}
+
+// remove unregisters l; false when a newer link of the host replaced it.
+func (h *Hub) remove(l *leaf) bool {
+	h.Hosts.Remove(l.status.HostID, l)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.leaves[l.status.HostID] != l {
+		return false
+	}
+	delete(h.leaves, l.status.HostID)
+	return true
+}
+
+// writeState records the host's link state (and a report, when given).
+func (h *Hub) writeState(l *leaf, state lobby.HostState, rep *linkproto.Report) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r := store.HostReport{State: state, SiteID: h.SiteID, Seen: h.now(), Address: l.status.Address, AgentVersion: l.status.Release}
+	if rep != nil {
+		r.CPUPercent, r.MemTotal, r.MemUsed = rep.CPUPercent, rep.MemTotal, rep.MemUsed
+		for _, d := range rep.Desktops {
+			if d.Power == string(lobby.PowerRunning) {
+				r.Running++
+			}
+		}
+	}
+	if err := h.Store.SetHostReport(ctx, l.status.HostID, r); err != nil {
+		h.Logger.Warn("record host state", "host", l.status.Peer, "err", err)
+	}
+}
+
+// pings measures the round trip at the leaf's interval; a ping that goes
+// unanswered ends the link (yamux times it out).
+func (l *leaf) pings() {
+	t := time.NewTicker(l.ping)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.sess.CloseChan():
+			return
+		case <-t.C:
+			rtt, err := l.sess.Ping()
+			if err != nil {
+				l.setError("ping: " + err.Error())
+				l.sess.Close()
+				return
+			}
+			l.rtt.Store(int64(rtt))
+		}
+	}
+}
+
+func (l *leaf) setError(msg string) {
+	l.errMu.Lock()
+	l.err = msg
+	l.errMu.Unlock()
+}
+
+func (l *leaf) lastError() string {
+	l.errMu.Lock()
+	defer l.errMu.Unlock()
+	return l.err
+}
+
+// serveStream serves a stream the leaf opened: its reports.
+func (l *leaf) serveStream(s net.Conn) {
+	defer s.Close()
+	var open linkproto.Open
+	if err := linkproto.ReadFrame(s, &open); err != nil {
+		return
+	}
+	if open.Type != linkproto.StreamReport {
+		l.hub.Logger.Warn("unexpected stream from a leaf", "host", l.status.Peer, "type", open.Type)
+		return
+	}
+	for {
+		var rep linkproto.Report
+		if err := linkproto.ReadFrame(s, &rep); err != nil {
+			return
+		}
+		l.apply(&rep)
+	}
+}
+
+// apply reconciles the store with a report.
+func (l *leaf) apply(rep *linkproto.Report) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ds := make([]provider.Desktop, len(rep.Desktops))
+	for i, d := range rep.Desktops {
+		ds[i] = fromWire(d)
+	}
+	if err := hostconn.Reconcile(ctx, l.hub.Store, l.status.HostID, ds, l.hub.now()); err != nil {
+		l.hub.Logger.Warn("reconcile host report", "host", l.status.Peer, "err", err)
+		l.setError("reconcile: " + err.Error())
+	}
+	l.hub.writeState(l, lobby.HostUp, rep)
+}
+
+// stream opens a stream to the leaf and sends open; ctx bounds the whole
+// exchange that follows (until the returned stop is called).
+func (l *leaf) stream(ctx context.Context, open linkproto.Open) (s net.Conn, stop func() bool, err error) {
+	ys, err := l.sess.OpenStream()
+	if err != nil {
+		return nil, nil, lobby.Errorf(lobby.KindUnavailable, "the link to host %s is down: %v", l.status.Peer, err)
+	}
+	stop = context.AfterFunc(ctx, func() { _ = ys.SetDeadline(time.Now()) })
+	if err := linkproto.WriteFrame(ys, open); err != nil {
+		stop()
+		ys.Close()
+		return nil, nil, lobby.Errorf(lobby.KindUnavailable, "the link to host %s dropped: %v", l.status.Peer, err)
+	}
+	return ys, stop, nil
+}
+
+// Do implements hostconn.Conn: the command runs on the agent, which
+// remembers (ID, Op) so that a retry after a dropped link is answered
+// without running it twice.
+func (l *leaf) Do(ctx context.Context, cmd hostconn.Command) (provider.Desktop, error) {
+	s, stop, err := l.stream(ctx, linkproto.Open{Type: linkproto.StreamCommand, Command: &linkproto.Command{
+		ID: cmd.ID, Op: string(cmd.Op), Desktop: cmd.Desktop, Template: cmd.Template}})
+	if err != nil {
+		return provider.Desktop{}, err
+	}
+	defer s.Close()
+	defer stop()
+	var res linkproto.Result
+	if err := linkproto.ReadFrame(s, &res); err != nil {
+		if ctx.Err() != nil {
+			return provider.Desktop{}, ctx.Err()
+		}
+		return provider.Desktop{}, lobby.Errorf(lobby.KindUnavailable, "the link to host %s dropped before it answered command %s (%s %s): it is retried with the same ID", l.status.Peer, cmd.ID, cmd.Op, cmd.Desktop)
+	}
+	if res.Error != nil {
+		return provider.Desktop{}, ErrorFromWire(res.Error)
+	}
+	if res.Desktop == nil {
+		return provider.Desktop{Name: cmd.Desktop}, nil
+	}
+	return fromWire(*res.Desktop), nil
+}
+
+// List implements hostconn.Conn.
+func (l *leaf) List(ctx context.Context) ([]provider.Desktop, error) {
+	s, stop, err := l.stream(ctx, linkproto.Open{Type: linkproto.StreamList})
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	defer stop()
+	var rep linkproto.Report
+	if err := linkproto.ReadFrame(s, &rep); err != nil {
+		return nil, lobby.Errorf(lobby.KindUnavailable, "the link to host %s dropped: %v", l.status.Peer, err)
+	}
+	ds := make([]provider.Desktop, len(rep.Desktops))
+	for i, d := range rep.Desktops {
+		ds[i] = fromWire(d)
+	}
+	return ds, nil
+}
+
+// DialConsole implements hostconn.Conn: a stream to the agent, which
+// dials the console on its loopback and authenticates to it.
+func (l *leaf) DialConsole(ctx context.Context, desktop string) (net.Conn, error) {
+	s, stop, err := l.stream(ctx, linkproto.Open{Type: linkproto.StreamConsole, Desktop: desktop})
+	if err != nil {
+		return nil, err
+	}
+	var res linkproto.Result
+	err = linkproto.ReadFrame(s, &res)
+	if !stop() || err != nil {
+		s.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, lobby.Errorf(lobby.KindUnavailable, "the link to host %s dropped: %v", l.status.Peer, err)
+	}
+	if res.Error != nil {
+		s.Close()
+		return nil, ErrorFromWire(res.Error)
+	}
+	return s, nil
+}
+
+// Links lists this node's links and the latest refusals, by peer name.
+func (h *Hub) Links() []Status {
+	h.mu.Lock()
+	out := make([]Status, 0, len(h.leaves)+len(h.refused))
+	for _, l := range h.leaves {
+		st := l.status
+		st.RTTMillis = float64(l.rtt.Load()) / 1e6
+		st.LastError = l.lastError()
+		out = append(out, st)
+	}
+	out = append(out, h.refused...)
+	h.mu.Unlock()
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].State != out[j].State {
+			return out[i].State == "up"
+		}
+		if out[i].State == "refused" {
+			return out[i].Since.After(out[j].Since)
+		}
+		return out[i].Peer < out[j].Peer
+	})
+	return out
+}
+
+// Linked reports whether a host has a link to this node.
+func (h *Hub) Linked(hostID string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.leaves[hostID] != nil
+}
+
+// Cut ends a host's link at once (its certificate was revoked, or the
+// host removed) and reports whether it had one.
+func (h *Hub) Cut(hostID, why string) bool {
+	h.mu.Lock()
+	l := h.leaves[hostID]
+	h.mu.Unlock()
+	if l == nil {
+		return false
+	}
+	l.setError(why)
+	l.sess.Close()
+	return true
+}
+
+// Close ends every link (the node is stopping) and waits for them.
+// Http.Server.Shutdown does not close upgraded connections, so the node
+// calls this.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	h.closed = true
+	ls := make([]*leaf, 0, len(h.leaves))
+	for _, l := range h.leaves {
+		ls = append(ls, l)
+	}
+	h.mu.Unlock()
+	for _, l := range ls {
+		l.setError("the node is stopping")
+		l.sess.Close()
+	}
+	h.wg.Wait()
+}
+
+func fromWire(d linkproto.Desktop) provider.Desktop {
+	return provider.Desktop{Name: d.Name, Power: lobby.PowerState(d.Power), ConsoleKind: d.ConsoleKind, ConsolePort: d.ConsolePort, Template: d.Template}
+}
+
+// ToWire converts a provider's desktop for a report or a result.
+func ToWire(d provider.Desktop) linkproto.Desktop {
+	return linkproto.Desktop{Name: d.Name, Power: string(d.Power), ConsoleKind: d.ConsoleKind, ConsolePort: d.ConsolePort, Template: d.Template}
+}
+
+// ErrorToWire carries an error's kind across the link.
+func ErrorToWire(err error) *linkproto.Error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, provider.ErrNotFound) {
+		return &linkproto.Error{Code: string(lobby.KindNotFound), Message: err.Error()}
+	}
+	return &linkproto.Error{Code: string(lobby.ErrorKind(err)), Message: err.Error()}
+}
+
+// ErrorFromWire rebuilds an error from across the link; a not_found
+// error matches provider.ErrNotFound.
+func ErrorFromWire(e *linkproto.Error) error {
+	err := lobby.Errorf(lobby.Kind(e.Code), "%s", e.Message)
+	if e.Code == string(lobby.KindNotFound) {
+		return fmt.Errorf("%w: %w", provider.ErrNotFound, err)
+	}
+	return err
+}
