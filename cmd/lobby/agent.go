@@ -147,8 +147,18 @@ func (m *AgentMain) ParseFlags(args []string) error {
 // starts linking in the background.
 func (m *AgentMain) Run(ctx context.Context) error {
 	c := &m.Config
+	// Refuse what cannot work before touching the machine.
+	joined := agent.HasIdentity(c.DataDir)
+	if !joined && m.Join == "" {
+		return errors.New("this host has not joined a cluster yet: give --join TOKEN (an administrator makes one with `lobby admin token create`) and --hub URL")
+	}
+	if !joined {
+		if _, err := linkproto.ParseJoinToken(m.Join); err != nil {
+			return fmt.Errorf("join token: %w", err)
+		}
+	}
 	if m.provider == nil {
-		p, err := local.New(local.Config{StateDir: filepath.Join(c.DataDir, "desktops"), RunAsUser: m.desktopUser, Logger: c.Logger.With("component", "provider")})
+		p, err := local.New(local.Config{StateDir: c.DataDir, RunAsUser: m.desktopUser, Logger: c.Logger.With("component", "provider")})
 		if err != nil {
 			return err
 		}
@@ -161,18 +171,12 @@ func (m *AgentMain) Run(ctx context.Context) error {
 		return err
 	}
 	switch {
-	case !a.Joined() && m.Join == "":
-		m.provider.Close()
-		return errors.New("this host has not joined a cluster yet: give --join TOKEN (an administrator makes one with `lobby admin token create`) and --hub URL")
 	case !a.Joined():
 		if err := a.Join(ctx, m.Join); err != nil {
 			m.provider.Close()
 			var r *agent.RefusedError
 			if errors.As(err, &r) {
 				return fmt.Errorf("join token refused: %s", r.Msg)
-			}
-			if errors.Is(err, linkproto.ErrMalformedToken) {
-				return fmt.Errorf("join token: %w", err)
 			}
 			return err
 		}

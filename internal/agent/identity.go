@@ -24,6 +24,13 @@ type identity struct {
 
 func identityDir(dataDir string) string { return filepath.Join(dataDir, "identity") }
 
+// HasIdentity reports whether the agent with this data directory has
+// joined a cluster.
+func HasIdentity(dataDir string) bool {
+	_, err := os.Stat(filepath.Join(identityDir(dataDir), "host.crt"))
+	return err == nil
+}
+
 // loadIdentity reads the identity; (nil, nil) when the host has not
 // joined yet.
 func loadIdentity(dataDir string) (*identity, error) {

@@ -234,7 +234,30 @@ func (s *Server) openHub(ctx context.Context) error {
 	}
 	s.Hub = &link.Hub{Store: s.Store, CA: s.CA, Cert: cert, Name: s.cfg.Name, SiteID: s.cfg.SiteID,
 		Hosts: s.Hosts, Release: s.cfg.Version, Logger: s.log.With("component", "link"), Now: time.Now}
-	return nil
+	return s.markLinksDown(ctx, now)
+}
+
+// markLinksDown records as down the hosts whose links this node held
+// when it stopped (or died): they are up again when they link back.
+func (s *Server) markLinksDown(ctx context.Context, now time.Time) error {
+	opt := store.ListOptions{Limit: store.MaxLimit}
+	for {
+		hs, err := s.Store.ListHosts(ctx, opt)
+		if err != nil {
+			return fmt.Errorf("list hosts: %w", err)
+		}
+		for _, h := range hs {
+			if h.SiteID == s.cfg.SiteID && h.State == lobby.HostUp && h.CertSerial != "" {
+				if err := s.Store.SetHostState(ctx, h.ID, lobby.HostDown, h.SiteID, h.LastSeen); err != nil {
+					return fmt.Errorf("mark host %s down: %w", h.Name, err)
+				}
+			}
+		}
+		if len(hs) < opt.Limit {
+			return nil
+		}
+		opt.After = hs[len(hs)-1].ID
+	}
 }
 
 // ensureWritable makes dir and checks that files can be created in it.
@@ -265,7 +288,10 @@ func (s *Server) listen() error {
 		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}})
 	}
 	s.listener = ln
-	a := &api.Server{Store: s.Store, Auth: s.Auth, Throttle: s.Throttle, Assign: s.Assign, Queue: s.Queue, Gateway: s.Gateway, Version: s.cfg.Version, Logger: s.log}
+	// One administrative service for the API and the pages.
+	m := &manage.Service{Store: s.Store, Hasher: s.Auth.Hasher, Assign: s.Assign, Queue: s.Queue, Now: s.Auth.Now,
+		CAFingerprint: s.CA.Fingerprint(), Hub: s.Hub}
+	a := &api.Server{Store: s.Store, Auth: s.Auth, Throttle: s.Throttle, Assign: s.Assign, Queue: s.Queue, Manage: m, Gateway: s.Gateway, Version: s.cfg.Version, Logger: s.log}
 	apiHandler := a.Handler()
 	db := store.SQLite
 	if s.cfg.Postgres != "" {
@@ -273,7 +299,7 @@ func (s *Server) listen() error {
 	}
 	pages := &web.Server{
 		Store: s.Store, Auth: s.Auth, Assign: s.Assign, Queue: s.Queue, Hosts: s.Hosts,
-		Manage:   &manage.Service{Store: s.Store, Hasher: s.Auth.Hasher, Assign: s.Assign, Queue: s.Queue, Now: s.Auth.Now},
+		Manage:   m,
 		Throttle: s.Throttle, Version: s.cfg.Version, Logger: s.log,
 		Node: web.NodeInfo{SiteID: s.cfg.SiteID, Database: db, DataDir: s.cfg.DataDir, Listen: s.cfg.Listen, TLS: !s.cfg.PlainHTTP},
 	}
