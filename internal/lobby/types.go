@@ -153,3 +153,25 @@ type AuditEvent struct {
 	Detail string    `json:"detail"`
 	Remote string    `json:"remote"` // client address
 }
+
+// NodeMode is whether a node takes new work.
+type NodeMode string
+
+// Node modes.
+const (
+	NodeNormal      NodeMode = "normal"
+	NodeMaintenance NodeMode = "maintenance" // its schema differs from the database's: administrators only
+	NodeDraining    NodeMode = "draining"    // finishing what it has, taking nothing new
+)
+
+// Node is one Lobby server process of the cluster, known by its site ID.
+type Node struct {
+	SiteID        int       `json:"site_id"`
+	Name          string    `json:"name"`
+	Address       string    `json:"address"` // its listen URL
+	Version       string    `json:"version"`
+	SchemaVersion int64     `json:"schema_version"`
+	Mode          NodeMode  `json:"mode"`
+	Started       time.Time `json:"started"`
+	Heartbeat     time.Time `json:"heartbeat"`
+}

@@ -80,6 +80,16 @@ type JoinToken struct {
 	Revoked   bool      `json:"revoked"`
 }
 
+// Lease is a singleton duty's holder: the site ID and process instance
+// that runs it, until Expires, in its Term.
+type Lease struct {
+	Name     string    `json:"name"`
+	Holder   int       `json:"holder"`
+	Instance string    `json:"instance"`
+	Term     int64     `json:"term"`
+	Expires  time.Time `json:"expires"`
+}
+
 // HostReport is what an agent's link reports about its host.
 type HostReport struct {
 	State        lobby.HostState
@@ -259,6 +269,27 @@ type Queries interface {
 	// Audit log: append-only, listed newest first.
 	AppendAudit(ctx context.Context, e *lobby.AuditEvent) error
 	ListAudit(ctx context.Context, f AuditFilter) ([]lobby.AuditEvent, error)
+
+	// Nodes. RegisterNode inserts the node of n.SiteID for the process
+	// instance, or takes the row over when its heartbeat is before
+	// staleBefore (its node died) or it is the same instance; ErrConflict
+	// when a live node of another instance holds the site ID. Heartbeat
+	// records that the instance is alive in mode; ErrConflict when the row
+	// is no longer this instance's (taken over or removed).
+	RegisterNode(ctx context.Context, n *lobby.Node, instance string, staleBefore time.Time) error
+	Heartbeat(ctx context.Context, siteID int, instance string, mode lobby.NodeMode, now time.Time) error
+	GetNode(ctx context.Context, siteID int) (*lobby.Node, error)
+	ListNodes(ctx context.Context) ([]lobby.Node, error)
+	SetNodeMode(ctx context.Context, siteID int, mode lobby.NodeMode) error
+	DeleteNode(ctx context.Context, siteID int) error
+
+	// Leases. AcquireLease takes or renews the lease name for (holder,
+	// instance) until now+ttl when it is free, expired at now, or already
+	// this instance's; the term grows by one at each change of instance.
+	// held is false (with the current holder in l) when another instance
+	// holds it. ReleaseLease gives it up if this instance holds it.
+	AcquireLease(ctx context.Context, name string, holder int, instance string, now time.Time, ttl time.Duration) (l Lease, held bool, err error)
+	ReleaseLease(ctx context.Context, name, instance string) error
 
 	// Settings: small named values (cluster CA, feature flags).
 	GetSetting(ctx context.Context, key string) (string, error)

@@ -20,8 +20,8 @@ import (
 // dialects number their migrations alike: the same version is the same
 // logical schema. Versions 2 to 8 are River's (riverSteps), so Lobby's own
 // SQL migrations go on from 00009 (00009_links.sql: join tokens and host
-// links).
-const SchemaVersion = 9
+// links; 00010_nodes.sql: the cluster's nodes and leases).
+const SchemaVersion = 10
 
 // VersionTable is the goose version table of Lobby's schema.
 const VersionTable = "lobby_schema_version"

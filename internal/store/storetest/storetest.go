@@ -31,6 +31,8 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Tickets", testTickets},
 		{"DeleteExpired", testDeleteExpired},
 		{"Hosts", testHosts},
+		{"Nodes", testNodes},
+		{"Leases", testLeases},
 		{"HostLinks", testHostLinks},
 		{"DeleteHost", testDeleteHost},
 		{"JoinTokens", testJoinTokens},
