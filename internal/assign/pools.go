@@ -201,8 +201,13 @@ type Manager struct {
 	// (default 100 ms): under load every connect kicks its pool, and one
 	// pass after a burst sees what all of them did.
 	KickGap time.Duration
-	kick    chan string
+	// Leader, when set, says whether this node runs the singleton duties
+	// now (cluster.Member.Leader); the others skip them.
+	Leader func() bool
+	kick   chan string
 }
+
+func (m *Manager) leads() bool { return m.Leader == nil || m.Leader() }
 
 // NewManager returns a Manager; pass its Kick to Service.Kick.
 func NewManager(s *Service, hosts func() []string) *Manager {
@@ -245,6 +250,9 @@ func (m *Manager) Run(ctx context.Context) {
 				}
 			}
 			last = time.Now()
+			if !m.leads() {
+				continue
+			}
 			hosts := m.Hosts()
 			for id := range pools {
 				if err := m.Service.Stock(ctx, id, hosts); err != nil && ctx.Err() == nil {
@@ -260,6 +268,9 @@ func (m *Manager) Run(ctx context.Context) {
 // Pass stocks every pool, runs due releases and deletes expired console
 // tickets and API tokens, once.
 func (m *Manager) Pass(ctx context.Context) {
+	if !m.leads() {
+		return
+	}
 	log := m.Service.Logger
 	if err := m.Service.DeleteExpired(ctx); err != nil && ctx.Err() == nil {
 		log.Warn("delete expired tickets and tokens", "err", err)

@@ -21,6 +21,7 @@ import (
 	"lobby/internal/api"
 	"lobby/internal/assign"
 	"lobby/internal/auth"
+	"lobby/internal/cluster"
 	"lobby/internal/gateway"
 	"lobby/internal/hostconn"
 	"lobby/internal/jobs"
@@ -123,6 +124,8 @@ type Server struct {
 	Assign  *assign.Service
 	Manager *assign.Manager
 	Gateway *gateway.Gateway
+	// Member is this node's row and lease in the cluster.
+	Member *cluster.Member
 	// Hub accepts agents' links; CA is the cluster's authority.
 	Hub       *link.Hub
 	CA        *pki.CA
@@ -170,12 +173,16 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := s.openHub(ctx); err != nil {
 		return nil, err
 	}
+	if err := s.joinCluster(ctx); err != nil {
+		return nil, err
+	}
 	if s.Queue, err = jobs.New(jobs.Config{Store: s.Store, Hosts: s.Hosts, SiteID: cfg.SiteID, Logger: s.log}); err != nil {
 		return nil, err
 	}
 	s.Gateway = &gateway.Gateway{Tickets: s.Auth, Store: s.Store, Hosts: s.Hosts, Logger: s.log, Now: time.Now}
 	s.Assign = &assign.Service{Store: s.Store, Queue: s.Queue, Sessions: s.Gateway, Logger: s.log, Now: time.Now}
 	s.Manager = assign.NewManager(s.Assign, s.Hosts.IDs)
+	s.Manager.Leader = s.Member.Leader
 	s.Assign.Kick = s.Manager.Kick
 	if cfg.LocalAgent {
 		if s.agent, err = startLocalAgent(ctx, s, filepath.Join(cfg.DataDir, "desktops")); err != nil {
@@ -235,6 +242,22 @@ func (s *Server) openHub(ctx context.Context) error {
 	s.Hub = &link.Hub{Store: s.Store, CA: s.CA, Cert: cert, Name: s.cfg.Name, SiteID: s.cfg.SiteID,
 		Hosts: s.Hosts, Release: s.cfg.Version, Logger: s.log.With("component", "link"), Now: time.Now}
 	return s.markLinksDown(ctx, now)
+}
+
+// joinCluster registers this node under its site ID (refused while a live
+// node holds it) and takes part in the singleton lease.
+func (s *Server) joinCluster(ctx context.Context) error {
+	schema, err := s.Store.SchemaVersion(ctx)
+	if err != nil {
+		return err
+	}
+	scheme := "https"
+	if s.cfg.PlainHTTP {
+		scheme = "http"
+	}
+	s.Member, err = cluster.Join(ctx, cluster.Config{Store: s.Store, Logger: s.log, Node: lobby.Node{
+		SiteID: s.cfg.SiteID, Name: s.cfg.Name, Address: scheme + "://" + s.cfg.Listen, Version: s.cfg.Version, SchemaVersion: schema}})
+	return err
 }
 
 // markLinksDown records as down the hosts whose links this node held
@@ -339,8 +362,9 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	bg, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); s.Manager.Run(bg) }()
+	go func() { defer wg.Done(); s.Member.Run(bg) }()
 	if s.agent != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.agent.run(bg) }()
@@ -379,6 +403,9 @@ func (s *Server) Close() error {
 		}
 		if s.agent != nil {
 			errs = append(errs, s.agent.close())
+		}
+		if s.Member != nil {
+			s.Member.Leave()
 		}
 		for i := len(s.closers) - 1; i >= 0; i-- {
 			errs = append(errs, s.closers[i]())
