@@ -38,6 +38,9 @@ type Server struct {
 	Gateway  http.Handler
 	Version  string
 	Logger   *slog.Logger
+	// Manage is the administrative service shared with the web console;
+	// nil makes one from the fields above (without links or join tokens).
+	Manage *manage.Service
 	// Ready reports whether the node should get traffic (nil: store ping).
 	Ready func(ctx context.Context) error
 	// Registry receives the API's metrics; nil makes a private one.
@@ -57,6 +60,9 @@ const (
 
 // Handler returns the HTTP handler of the API.
 func (s *Server) Handler() http.Handler {
+	if s.Manage == nil {
+		s.Manage = &manage.Service{Store: s.Store, Hasher: s.Auth.Hasher, Assign: s.Assign, Queue: s.Queue, Now: s.Auth.Now}
+	}
 	s.initMetrics()
 	mux := http.NewServeMux()
 	s.routes(mux)
@@ -92,6 +98,13 @@ func (s *Server) routes(mux *http.ServeMux) {
 
 		{"GET /api/v1/hosts", lobby.PermRead, s.listHosts},
 		{"GET /api/v1/hosts/{id}", lobby.PermRead, s.getHost},
+		{"POST /api/v1/hosts/{ref}/actions", lobby.PermConfigure, s.hostAction},
+		{"DELETE /api/v1/hosts/{ref}", lobby.PermConfigure, s.removeHost},
+		{"GET /api/v1/links", lobby.PermRead, s.listLinks},
+
+		{"GET /api/v1/tokens", lobby.PermConfigure, s.listTokens},
+		{"POST /api/v1/tokens", lobby.PermConfigure, s.createToken},
+		{"DELETE /api/v1/tokens/{id}", lobby.PermConfigure, s.revokeToken},
 
 		{"GET /api/v1/users", lobby.PermManageUsers, s.listUsers},
 		{"POST /api/v1/users", lobby.PermManageUsers, s.createUser},

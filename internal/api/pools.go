@@ -12,9 +12,7 @@ import (
 
 // manager is the administrative service the API shares with the web
 // console, so both validate, authorize and audit alike.
-func (s *Server) manager() *manage.Service {
-	return &manage.Service{Store: s.Store, Hasher: s.Auth.Hasher, Assign: s.Assign, Queue: s.Queue, Now: s.Auth.Now}
-}
+func (s *Server) manager() *manage.Service { return s.Manage }
 
 // actor is who calls, for manage's role check and audit.
 func actor(r *http.Request) manage.Actor { return manage.Actor{User: userOf(r), Remote: remote(r)} }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -50,6 +51,9 @@ var commands = []*command{
 	{name: "desktops rm", args: "DESKTOP", summary: "delete a desktop", minArgs: 1, maxArgs: 1, setup: desktopAction("delete")},
 
 	{name: "hosts list", summary: "list hosts", maxArgs: 0, setup: hostsList},
+	{name: "hosts revoke", args: "HOST", summary: "revoke a host's certificate and cut its link", minArgs: 1, maxArgs: 1, setup: hostsRevoke},
+	{name: "hosts remove", args: "HOST", summary: "remove a host that is not linked and has no desktops", minArgs: 1, maxArgs: 1, setup: hostsRemove},
+	{name: "links list", summary: "list the node's links to host agents, and refused attempts", maxArgs: 0, setup: linksList},
 
 	{name: "users list", summary: "list users", maxArgs: 0, setup: usersList},
 	{name: "users show", args: "USER", summary: "show a user", minArgs: 1, maxArgs: 1, setup: usersShow},
@@ -64,30 +68,46 @@ var commands = []*command{
 
 	{name: "jobs list", summary: "list background jobs", maxArgs: 0, setup: jobsList},
 	{name: "audit list", summary: "list audit events, newest first", maxArgs: 0, setup: auditList},
+
+	{name: "admin token create", summary: "issue a join token for host agents (printed only now)", maxArgs: 0, setup: tokenCreate},
+	{name: "admin token list", summary: "list join tokens", maxArgs: 0, setup: tokenList},
+	{name: "admin token revoke", args: "ID", summary: "revoke a join token", minArgs: 1, maxArgs: 1, setup: tokenRevoke},
+	{name: "admin cluster-key", summary: "print a new random cluster key (LOBBY_CLUSTER_KEY), offline", maxArgs: 0, setup: clusterKey},
 }
 
-// lookup finds the command named by the first one or two words of args.
+// lookup finds the command named by the first words of args (a noun and
+// a verb, or a noun, a sub-noun and a verb: "admin token create").
 func lookup(args []string) (*command, []string, error) {
-	var verbs []string
 	for _, c := range commands {
-		noun, verb, ok := strings.Cut(c.name, " ")
-		switch {
-		case !ok && c.name == args[0]:
-			return c, args[1:], nil
-		case ok && noun == args[0]:
-			if len(args) > 1 && verb == args[1] {
-				return c, args[2:], nil
-			}
-			verbs = append(verbs, verb)
+		words := strings.Fields(c.name)
+		if len(args) >= len(words) && slices.Equal(args[:len(words)], words) {
+			return c, args[len(words):], nil
 		}
 	}
-	if len(verbs) == 0 {
+	// The longest prefix of args that names a group of commands, and the
+	// words that may follow it.
+	depth, verbs := 0, []string(nil)
+	for d := 1; d <= len(args); d++ {
+		var next []string
+		for _, c := range commands {
+			words := strings.Fields(c.name)
+			if len(words) > d && slices.Equal(words[:d], args[:d]) && !slices.Contains(next, words[d]) {
+				next = append(next, words[d])
+			}
+		}
+		if len(next) == 0 {
+			break
+		}
+		depth, verbs = d, next
+	}
+	if depth == 0 {
 		return nil, nil, fmt.Errorf("unknown command %q; run `lobby help` for the list", args[0])
 	}
-	if len(args) == 1 {
-		return nil, nil, fmt.Errorf("%s: missing verb: use one of %s", args[0], strings.Join(verbs, ", "))
+	group := strings.Join(args[:depth], " ")
+	if len(args) == depth {
+		return nil, nil, fmt.Errorf("%s: missing verb: use one of %s", group, strings.Join(verbs, ", "))
 	}
-	return nil, nil, fmt.Errorf("%s: unknown verb %q: use one of %s", args[0], args[1], strings.Join(verbs, ", "))
+	return nil, nil, fmt.Errorf("%s: unknown verb %q: use one of %s", group, args[depth], strings.Join(verbs, ", "))
 }
 
 // help prints the command list, or one command's usage.

@@ -75,6 +75,7 @@ func (f *fakeAPI) handler() http.Handler {
 	f.desktops(api)
 	f.users(api)
 	f.misc(api)
+	f.links(api)
 	mux.Handle("/api/v1/", auth(api))
 	return mux
 }
@@ -260,6 +261,64 @@ func (f *fakeAPI) misc(mux *http.ServeMux) {
 		f.released = append(f.released, in.Desktop)
 		f.mu.Unlock()
 		reply(w, 200, map[string]any{"released": true, "desktop": desktop1})
+	})
+}
+
+// links serves join tokens, links and host revocation: token "jtk_1",
+// host "alpha" (host_a) linked, host "beta" removable.
+func (f *fakeAPI) links(mux *http.ServeMux) {
+	mux.HandleFunc("POST /api/v1/tokens", func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		var in struct {
+			ExpiresIn string `json:"expires_in"`
+			Uses      int    `json:"uses"`
+			Note      string `json:"note"`
+		}
+		_ = json.Unmarshal(b, &in)
+		if in.ExpiresIn == "99d" {
+			reply(w, 400, map[string]any{"error": map[string]string{"code": "invalid", "field": "expires_in", "message": "expires_in 99d is out of range"}})
+			return
+		}
+		f.mu.Lock()
+		f.created = append(f.created, string(b))
+		f.mu.Unlock()
+		reply(w, 201, map[string]any{"token": "LJ1.jtk_1.s3cret.AAAA", "id": "jtk_1", "created": t0, "expires": time.Now().Add(24 * time.Hour),
+			"max_uses": in.Uses, "uses": 0, "note": in.Note, "created_by": "admin"})
+	})
+	mux.HandleFunc("GET /api/v1/tokens", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, 200, items([]client.JoinToken{{ID: "jtk_1", State: "active", CreatedBy: "admin", Created: t0, Expires: t0.Add(time.Hour), MaxUses: 3, Uses: 1, Note: "rack 4"}}, ""))
+	})
+	mux.HandleFunc("DELETE /api/v1/tokens/{id}", func(w http.ResponseWriter, r *http.Request) {
+		if r.PathValue("id") != "jtk_1" {
+			apiErr(w, lobby.KindNotFound, 404, fmt.Sprintf("join token %q does not exist", r.PathValue("id")))
+			return
+		}
+		w.WriteHeader(204)
+	})
+	mux.HandleFunc("GET /api/v1/links", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, 200, items([]map[string]any{
+			{"kind": "leaf", "state": "up", "hub": "node1", "site_id": 1, "peer": "alpha", "host_id": "host_a", "address": "192.0.2.7:5000", "since": t0, "rtt_ms": 0.42},
+			{"kind": "leaf", "state": "refused", "hub": "node1", "site_id": 1, "peer": "gamma", "address": "192.0.2.8:5001", "since": t0, "rtt_ms": 0, "last_error": "the join token jtk_9 expired"},
+		}, ""))
+	})
+	mux.HandleFunc("POST /api/v1/hosts/{ref}/actions", func(w http.ResponseWriter, r *http.Request) {
+		var in struct{ Action string }
+		_ = json.NewDecoder(r.Body).Decode(&in)
+		if ref := r.PathValue("ref"); (ref != "alpha" && ref != "host_a") || in.Action != "revoke" {
+			apiErr(w, lobby.KindNotFound, 404, fmt.Sprintf("host %q does not exist", ref))
+			return
+		}
+		reply(w, 200, lobby.Host{ID: "host_a", Name: "alpha", State: lobby.HostDown, Revoked: true})
+	})
+	mux.HandleFunc("DELETE /api/v1/hosts/{ref}", func(w http.ResponseWriter, r *http.Request) {
+		switch ref := r.PathValue("ref"); ref {
+		case "alpha":
+			apiErr(w, lobby.KindConflict, 409, "host alpha is linked to this node: revoke it first")
+		case "beta":
+			w.WriteHeader(204)
+		default:
+			apiErr(w, lobby.KindNotFound, 404, fmt.Sprintf("host %q does not exist", ref))
+		}
 	})
 }
 

@@ -1,6 +1,7 @@
 // Package manage holds the administrative operations on pools, policies,
-// users and desktops, so the REST API and the web console run the same
-// code: the same validation, the same role check, the same audit event.
+// users, desktops, hosts and join tokens, so the REST API and the web
+// console run the same code: the same validation, the same role check, the
+// same audit event.
 package manage
 
 import (
@@ -29,6 +30,11 @@ type Service struct {
 	Assign *assign.Service
 	Queue  *jobs.Queue
 	Now    func() time.Time
+	// CAFingerprint is the SHA-256 of the cluster CA's certificate, carried
+	// by every join token; zero refuses to issue tokens.
+	CAFingerprint [32]byte
+	// Hub is this node's links (a *link.Hub); nil when it has none.
+	Hub Linker
 }
 
 // Allow checks that the actor's role holds perm; it is the one role check
