@@ -27,6 +27,7 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 	mux.Handle("POST /admin/pools/{ref}/delete", s.page(lobby.PermConfigure, s.poolDelete))
 
 	s.adminMoreRoutes(mux)
+	s.adminLinkRoutes(mux)
 }
 
 // adminFuncs are the template functions of the admin pages.
@@ -42,6 +43,9 @@ func adminFuncs() template.FuncMap {
 		},
 	}
 	for k, v := range adminMoreFuncs() {
+		fm[k] = v
+	}
+	for k, v := range linkFuncs() {
 		fm[k] = v
 	}
 	return fm

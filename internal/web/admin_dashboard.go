@@ -77,6 +77,11 @@ func (s *Server) dashboardData(r *http.Request) (*dashboardData, error) {
 			d.HostsUp++
 		} else {
 			d.HostsDown++
+		}
+		switch {
+		case h.Revoked:
+			d.Attention = append(d.Attention, "Host "+h.Name+" is revoked: its agent is refused until it joins again with a new token (or remove the host).")
+		case h.State != lobby.HostUp:
 			d.Attention = append(d.Attention, "Host "+h.Name+" is down (last seen "+ago(h.LastSeen)+").")
 		}
 	}

@@ -17,6 +17,41 @@
       e.preventDefault();
     }
   });
+  // A button with data-copy="ID" copies that read-only field (a join
+  // token): through the clipboard API where the browser allows it, else
+  // by selecting it for Ctrl+C. #copy-status says which.
+  document.addEventListener("click", function (e) {
+    var b = e.target && e.target.closest ? e.target.closest("button[data-copy]") : null;
+    var field = b && document.getElementById(b.dataset.copy);
+    if (!field) {
+      return;
+    }
+    var status = document.getElementById("copy-status");
+    function say(msg) {
+      if (status) {
+        status.textContent = msg;
+      }
+    }
+    function fallback() {
+      field.focus();
+      field.select();
+      var ok = false;
+      try {
+        ok = document.execCommand("copy");
+      } catch (err) {
+        ok = false;
+      }
+      say(ok ? "Copied." : "Selected: press Ctrl+C to copy.");
+    }
+    if (navigator.clipboard && navigator.clipboard.writeText) {
+      navigator.clipboard.writeText(field.value).then(function () {
+        field.select();
+        say("Copied.");
+      }, fallback);
+    } else {
+      fallback();
+    }
+  });
   // A select or checkbox marked data-autosubmit submits its form (filters).
   document.addEventListener("change", function (e) {
     var t = e.target;
