@@ -101,6 +101,9 @@ func (s *Server) routes(mux *http.ServeMux) {
 		{"POST /api/v1/hosts/{ref}/actions", lobby.PermConfigure, s.hostAction},
 		{"DELETE /api/v1/hosts/{ref}", lobby.PermConfigure, s.removeHost},
 		{"GET /api/v1/links", lobby.PermRead, s.listLinks},
+		{"GET /api/v1/nodes", lobby.PermRead, s.listNodes},
+		{"POST /api/v1/nodes/{site}/actions", lobby.PermConfigure, s.nodeAction},
+		{"DELETE /api/v1/nodes/{site}", lobby.PermConfigure, s.removeNode},
 
 		{"GET /api/v1/tokens", lobby.PermConfigure, s.listTokens},
 		{"POST /api/v1/tokens", lobby.PermConfigure, s.createToken},

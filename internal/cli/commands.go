@@ -53,6 +53,10 @@ var commands = []*command{
 	{name: "hosts list", summary: "list hosts", maxArgs: 0, setup: hostsList},
 	{name: "hosts revoke", args: "HOST", summary: "revoke a host's certificate and cut its link", minArgs: 1, maxArgs: 1, setup: hostsRevoke},
 	{name: "hosts remove", args: "HOST", summary: "remove a host that is not linked and has no desktops", minArgs: 1, maxArgs: 1, setup: hostsRemove},
+	{name: "nodes list", summary: "list the cluster's nodes: site ID, address, mode, alive, leader", maxArgs: 0, setup: nodesList},
+	{name: "nodes drain", args: "SITE", summary: "drain a node: it takes no new work and gives up the singleton duties", minArgs: 1, maxArgs: 1, setup: nodesAction("drain", "is draining")},
+	{name: "nodes resume", args: "SITE", summary: "return a drained node to normal", minArgs: 1, maxArgs: 1, setup: nodesAction("resume", "is back to normal")},
+	{name: "nodes remove", args: "SITE", summary: "forget a dead node", minArgs: 1, maxArgs: 1, setup: nodesRemove},
 	{name: "links list", summary: "list the node's links to host agents, and refused attempts", maxArgs: 0, setup: linksList},
 
 	{name: "users list", summary: "list users", maxArgs: 0, setup: usersList},

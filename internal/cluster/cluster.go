@@ -20,6 +20,10 @@ import (
 // SingletonLease names the lease of the singleton duties.
 const SingletonLease = "singletons"
 
+// DefaultStaleAfter is how long a node may go without a heartbeat before
+// it counts as dead.
+const DefaultStaleAfter = 10 * time.Second
+
 // Config configures a member. Zero durations take the defaults.
 type Config struct {
 	Store  store.Store
@@ -52,7 +56,7 @@ func (c *Config) validate() error {
 		}
 	}
 	def(&c.HeartbeatEvery, time.Second)
-	def(&c.StaleAfter, 10*time.Second)
+	def(&c.StaleAfter, DefaultStaleAfter)
 	def(&c.LeaseTTL, 4*time.Second)
 	def(&c.RenewEvery, time.Second)
 	if c.RenewEvery >= c.LeaseTTL {
@@ -169,7 +173,8 @@ func (m *Member) Mode() lobby.NodeMode {
 	return m.mode
 }
 
-// SetMode changes the mode reported from the next heartbeat.
+// SetMode changes the mode this node acts in (the store's row, read at
+// each heartbeat, overrides it).
 func (m *Member) SetMode(mode lobby.NodeMode) {
 	m.mu.Lock()
 	m.mode = mode
@@ -231,7 +236,11 @@ func (m *Member) Run(ctx context.Context) {
 }
 
 func (m *Member) beat(ctx context.Context) {
-	err := m.cfg.Store.Heartbeat(ctx, m.cfg.Node.SiteID, m.instance, m.Mode(), m.cfg.Now())
+	mode, err := m.cfg.Store.Heartbeat(ctx, m.cfg.Node.SiteID, m.instance, m.cfg.Now())
+	if err == nil && mode != m.Mode() {
+		m.log.Info("node mode changed", "mode", mode)
+		m.SetMode(mode)
+	}
 	switch {
 	case errors.Is(err, store.ErrConflict):
 		if !m.lost.Swap(true) {
@@ -254,6 +263,6 @@ func (m *Member) Leave() {
 		m.setLeader(false, 0)
 	}
 	if !m.lost.Load() {
-		_ = m.cfg.Store.Heartbeat(ctx, m.cfg.Node.SiteID, m.instance, m.Mode(), time.Unix(0, 1))
+		_, _ = m.cfg.Store.Heartbeat(ctx, m.cfg.Node.SiteID, m.instance, time.Unix(0, 1))
 	}
 }

@@ -117,8 +117,10 @@ func TestOneLeaderAndTakeover(t *testing.T) {
 	if b.Term() <= termA {
 		t.Errorf("term after takeover %d, want more than %d", b.Term(), termA)
 	}
-	// A draining node gives the lease up.
-	b.SetMode(lobby.NodeDraining)
+	// A node drained through the store gives the lease up.
+	if err := st.SetNodeMode(context.Background(), 2, lobby.NodeDraining); err != nil {
+		t.Fatal(err)
+	}
 	eventually(t, "the draining node gives up the lease", func() bool { return !b.Leader() })
 }
 

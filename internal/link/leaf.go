@@ -220,6 +220,12 @@ func (l *leaf) apply(rep *linkproto.Report) {
 	for i, d := range rep.Desktops {
 		ds[i] = fromWire(d)
 	}
+	// A host revoked through another node is cut here at its next report.
+	if h, err := l.hub.Store.GetHost(ctx, l.status.HostID); err == nil && h.Revoked {
+		l.setError("the host's certificate was revoked")
+		l.sess.Close()
+		return
+	}
 	if err := hostconn.Reconcile(ctx, l.hub.Store, l.status.HostID, ds, l.hub.now()); err != nil {
 		l.hub.Logger.Warn("reconcile host report", "host", l.status.Peer, "err", err)
 		l.setError("reconcile: " + err.Error())

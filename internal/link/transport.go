@@ -165,6 +165,9 @@ func verifyHub(chain []*x509.Certificate, ca *x509.Certificate, fp [32]byte, hub
 		}
 	}
 	id, err := pki.Verify(ca, chain, time.Now())
+	if errors.Is(err, pki.ErrUnknownCA) {
+		return fmt.Errorf("%w: hub %s's certificate was not issued by the CA this host joined (another cluster, or something in between)", ErrHubCA, hub)
+	}
 	if err != nil {
 		return fmt.Errorf("%w: hub %s: %v", ErrHubCA, hub, err)
 	}

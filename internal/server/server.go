@@ -260,6 +260,22 @@ func (s *Server) joinCluster(ctx context.Context) error {
 	return err
 }
 
+// ready tells the load balancer whether to send this node people: not
+// while the store is unreachable, the node is drained, or another process
+// took its site ID over.
+func (s *Server) ready(ctx context.Context) error {
+	if err := s.Store.Ping(ctx); err != nil {
+		return fmt.Errorf("the database is unreachable: %w", err)
+	}
+	switch {
+	case s.Member.Lost():
+		return errors.New("another process took this node's site ID over: restart this node")
+	case s.Member.Mode() == lobby.NodeDraining:
+		return errors.New("this node is draining: it finishes what it has and takes nothing new")
+	}
+	return nil
+}
+
 // markLinksDown records as down the hosts whose links this node held
 // when it stopped (or died): they are up again when they link back.
 func (s *Server) markLinksDown(ctx context.Context, now time.Time) error {
@@ -314,7 +330,7 @@ func (s *Server) listen() error {
 	// One administrative service for the API and the pages.
 	m := &manage.Service{Store: s.Store, Hasher: s.Auth.Hasher, Assign: s.Assign, Queue: s.Queue, Now: s.Auth.Now,
 		CAFingerprint: s.CA.Fingerprint(), Hub: s.Hub}
-	a := &api.Server{Store: s.Store, Auth: s.Auth, Throttle: s.Throttle, Assign: s.Assign, Queue: s.Queue, Manage: m, Gateway: s.Gateway, Version: s.cfg.Version, Logger: s.log}
+	a := &api.Server{Store: s.Store, Auth: s.Auth, Throttle: s.Throttle, Assign: s.Assign, Queue: s.Queue, Manage: m, Gateway: s.Gateway, Version: s.cfg.Version, Logger: s.log, Ready: s.ready}
 	apiHandler := a.Handler()
 	db := store.SQLite
 	if s.cfg.Postgres != "" {

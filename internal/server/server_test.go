@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"lobby/internal/provider/memory"
+	"lobby/internal/pki"
 	"lobby/internal/store/pgtest"
 )
 
@@ -34,7 +35,7 @@ func node(t *testing.T, dialect string, demo int) (*Server, string) {
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	if dialect == "postgres" {
-		cfg.Postgres = pgtest.URL(t)
+		cfg.Postgres, cfg.ClusterKey = pgtest.URL(t), pki.NewClusterKeyString()
 	}
 	return start(t, cfg)
 }

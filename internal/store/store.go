@@ -274,10 +274,11 @@ type Queries interface {
 	// instance, or takes the row over when its heartbeat is before
 	// staleBefore (its node died) or it is the same instance; ErrConflict
 	// when a live node of another instance holds the site ID. Heartbeat
-	// records that the instance is alive in mode; ErrConflict when the row
-	// is no longer this instance's (taken over or removed).
+	// records that the instance is alive and returns the mode the row
+	// asks for (an operator drains a node through it); ErrConflict when
+	// the row is no longer this instance's (taken over or removed).
 	RegisterNode(ctx context.Context, n *lobby.Node, instance string, staleBefore time.Time) error
-	Heartbeat(ctx context.Context, siteID int, instance string, mode lobby.NodeMode, now time.Time) error
+	Heartbeat(ctx context.Context, siteID int, instance string, now time.Time) (lobby.NodeMode, error)
 	GetNode(ctx context.Context, siteID int) (*lobby.Node, error)
 	ListNodes(ctx context.Context) ([]lobby.Node, error)
 	SetNodeMode(ctx context.Context, siteID int, mode lobby.NodeMode) error
@@ -290,6 +291,7 @@ type Queries interface {
 	// holds it. ReleaseLease gives it up if this instance holds it.
 	AcquireLease(ctx context.Context, name string, holder int, instance string, now time.Time, ttl time.Duration) (l Lease, held bool, err error)
 	ReleaseLease(ctx context.Context, name, instance string) error
+	GetLease(ctx context.Context, name string) (*Lease, error)
 
 	// Settings: small named values (cluster CA, feature flags).
 	GetSetting(ctx context.Context, key string) (string, error)

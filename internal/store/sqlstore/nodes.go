@@ -47,19 +47,19 @@ func (q *queries) RegisterNode(ctx context.Context, n *lobby.Node, instance stri
 	return nil
 }
 
-// Heartbeat records that the instance holding the site ID is alive.
-func (q *queries) Heartbeat(ctx context.Context, siteID int, instance string, mode lobby.NodeMode, now time.Time) error {
-	res, err := q.exec(ctx, `UPDATE nodes SET heartbeat = ?, mode = ? WHERE site_id = ? AND instance = ?`,
-		q.d.t(micro(now)), string(mode), siteID, instance)
+// Heartbeat records that the instance holding the site ID is alive and
+// returns the mode its row asks for.
+func (q *queries) Heartbeat(ctx context.Context, siteID int, instance string, now time.Time) (lobby.NodeMode, error) {
+	var mode lobby.NodeMode
+	err := q.writeScan(ctx, func(r *sql.Row) error { return r.Scan(&mode) },
+		`UPDATE nodes SET heartbeat = ? WHERE site_id = ? AND instance = ? RETURNING mode`, q.d.t(micro(now)), siteID, instance)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("heartbeat of site ID %d: the row is no longer this process's: %w", siteID, store.ErrConflict)
+	}
 	if err != nil {
-		return fmt.Errorf("heartbeat of site ID %d: %w", siteID, err)
+		return "", fmt.Errorf("heartbeat of site ID %d: %w", siteID, err)
 	}
-	if k, err := res.RowsAffected(); err != nil {
-		return err
-	} else if k == 0 {
-		return fmt.Errorf("heartbeat of site ID %d: the row is no longer this process's: %w", siteID, store.ErrConflict)
-	}
-	return nil
+	return mode, nil
 }
 
 // GetNode returns the node of a site ID; ErrNotFound.
@@ -131,4 +131,9 @@ func (q *queries) ReleaseLease(ctx context.Context, name, instance string) error
 		return fmt.Errorf("release lease %q: %w", name, err)
 	}
 	return nil
+}
+
+// GetLease returns a lease's holder; ErrNotFound when never taken.
+func (q *queries) GetLease(ctx context.Context, name string) (*store.Lease, error) {
+	return get(ctx, q, fmt.Sprintf("lease %q", name), scanLease, `SELECT `+leaseCols+` FROM leases WHERE name = ?`, name)
 }

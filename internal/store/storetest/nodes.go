@@ -21,19 +21,25 @@ func testNodes(t *testing.T, f *fixture) {
 	// alive, and takes over once its heartbeat is stale.
 	n1b := &lobby.Node{SiteID: 1, Name: "node-b", Started: at(time.Second), Heartbeat: at(time.Second)}
 	wantErr(t, f.s.RegisterNode(f.ctx, n1b, "inst-b", at(-15*time.Second)), store.ErrConflict)
-	must(t, f.s.Heartbeat(f.ctx, 1, "inst-a", lobby.NodeNormal, at(5*time.Second)))
+	mode, err := f.s.Heartbeat(f.ctx, 1, "inst-a", at(5*time.Second))
+	must(t, err)
+	same(t, "mode from heartbeat", mode, lobby.NodeNormal)
 	wantErr(t, f.s.RegisterNode(f.ctx, n1b, "inst-b", at(5*time.Second)), store.ErrConflict) // heartbeat not before staleBefore
 	must(t, f.s.RegisterNode(f.ctx, n1b, "inst-b", at(6*time.Second)))
 	got, err = f.s.GetNode(f.ctx, 1)
 	must(t, err)
 	same(t, "taken over node's name", got.Name, "node-b")
 	// The old process learns it lost its row.
-	wantErr(t, f.s.Heartbeat(f.ctx, 1, "inst-a", lobby.NodeNormal, at(7*time.Second)), store.ErrConflict)
+	_, err = f.s.Heartbeat(f.ctx, 1, "inst-a", at(7*time.Second))
+	wantErr(t, err, store.ErrConflict)
 	// The same instance re-registers freely (a restart of the loop).
 	must(t, f.s.RegisterNode(f.ctx, n1b, "inst-b", at(-time.Hour)))
 
 	must(t, f.s.RegisterNode(f.ctx, &lobby.Node{SiteID: 2, Name: "node-c", Started: at(0), Heartbeat: at(0)}, "inst-c", at(-time.Hour)))
 	must(t, f.s.SetNodeMode(f.ctx, 2, lobby.NodeDraining))
+	mode, err = f.s.Heartbeat(f.ctx, 2, "inst-c", at(time.Second))
+	must(t, err)
+	same(t, "mode asked of node 2", mode, lobby.NodeDraining)
 	ns, err := f.s.ListNodes(f.ctx)
 	must(t, err)
 	if len(ns) != 2 || ns[0].SiteID != 1 || ns[1].SiteID != 2 || ns[1].Mode != lobby.NodeDraining {
@@ -85,6 +91,11 @@ func testLeases(t *testing.T, f *fixture) {
 	if !held || l.Term != 3 {
 		t.Fatalf("acquire after release = %+v, %v; want held in term 3", l, held)
 	}
+	cur, err := f.s.GetLease(f.ctx, "singletons")
+	must(t, err)
+	same(t, "GetLease", *cur, l)
+	_, err = f.s.GetLease(f.ctx, "never")
+	wantErr(t, err, store.ErrNotFound)
 
 	// Racing for a free lease, exactly one wins.
 	var wg sync.WaitGroup
