@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"lobby/internal/provider/memory"
 	"lobby/internal/pki"
+	"lobby/internal/provider/memory"
 	"lobby/internal/store/pgtest"
 )
 
