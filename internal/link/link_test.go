@@ -163,10 +163,13 @@ func TestJoinLinkAndServe(t *testing.T) {
 				d, err := n.st.GetDesktopByName(ctx, a.HostID(), "old-1")
 				return err == nil && d.Power == lobby.PowerRunning
 			})
-			h, err := n.st.GetHost(ctx, a.HostID())
-			if err != nil {
-				t.Fatal(err)
-			}
+			// The report's metrics are recorded after its desktops.
+			var h *lobby.Host
+			eventually(t, "the host's metrics are recorded", func() bool {
+				var err error
+				h, err = n.st.GetHost(ctx, a.HostID())
+				return err == nil && h.MemTotal > 0
+			})
 			if h.State != lobby.HostUp || h.Name != "host-a" || h.CertSerial == "" || h.MemTotal == 0 {
 				t.Errorf("host after link = %+v, want up, named host-a, with a certificate serial and memory", h)
 			}
