@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
+	"strings"
+	"time"
 
 	"lobby/internal/bench"
 )
@@ -20,6 +23,8 @@ print a table with the machine they ran on. See BENCHMARKS.md.
   login     a start-of-day sign-in storm against the argon2id floor
   gateway   /gateway/vnc throughput and added latency next to websockify
   memory    RSS of an idle lobby dev node and Pss of one real desktop
+  link      console throughput and added latency through an agent's link, next to websockify
+  links     one node process holding thousands of agent links: memory, CPU, restart
   all       each of them briefly (make bench)
 
 Run lobby bench <name> -h for its flags.
@@ -48,6 +53,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		run = benchGateway(ctx, fs, stdout, stderr)
 	case "memory":
 		run = benchMemory(ctx, fs, stdout, stderr)
+	case "link":
+		run = benchLink(ctx, fs, stdout, stderr)
+	case "links":
+		run = benchLinks(ctx, fs, stdout, stderr)
 	case "all":
 		run = benchAll(ctx, fs, stdout, stderr)
 	default:
@@ -169,5 +178,72 @@ func benchAll(ctx context.Context, fs *flag.FlagSet, stdout, stderr io.Writer) f
 			c.Binary = exe
 		}
 		return bench.RunAll(ctx, c, stdout)
+	}
+}
+
+func benchLinks(ctx context.Context, fs *flag.FlagSet, stdout, stderr io.Writer) func() error {
+	c := bench.LinksConfig{Log: stderr}
+	fs.IntVar(&c.Links, "links", 5000, "agent links the node holds at the end")
+	steps := fs.String("steps", "", "smaller sizes to measure on the way, e.g. 500,1000,2000 (the curve)")
+	fs.IntVar(&c.Desktops, "desktops", 20, "desktops each agent reports")
+	fs.DurationVar(&c.Ping, "ping", time.Second, "the links' ping interval")
+	fs.DurationVar(&c.Window, "window", time.Minute, "steady window in which the node is measured at each size")
+	fs.DurationVar(&c.Settle, "settle", 10*time.Second, "wait after every desktop is reported, before the window")
+	fs.IntVar(&c.Parallel, "parallel", 32, "agents joining at once")
+	fs.BoolVar(&c.NoRestart, "no-restart", false, "skip killing and restarting the node")
+	fs.IntVar(&c.AgentDesktops, "agent-desktops", 2, "real local desktops (Xvnc) on the one real lobby agent measured; -1 skips it")
+	fs.StringVar(&c.DataDir, "data", "", "directory under which the temporary directories are made")
+	fs.BoolVar(&c.InProcess, "in-process", false, "run the node in this process, for --cpuprofile (labels side=node|agent); no restart, figures mix node and load")
+	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of this process over the window at the largest size to FILE")
+	return func() error {
+		var err error
+		if c.Steps, err = parseSizes(*steps); err != nil {
+			return err
+		}
+		if c.Binary, err = os.Executable(); err != nil {
+			return fmt.Errorf("find the lobby binary: %w", err)
+		}
+		r, err := bench.RunLinks(ctx, c)
+		if r != nil {
+			r.Print(stdout)
+		}
+		return err
+	}
+}
+
+// parseSizes reads a comma-separated list of counts.
+func parseSizes(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("--steps: %q is not a count", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func benchLink(ctx context.Context, fs *flag.FlagSet, stdout, stderr io.Writer) func() error {
+	c := bench.LinkConfig{GatewayConfig: bench.GatewayConfig{Log: stderr}}
+	fs.DurationVar(&c.Duration, "duration", 5e9, "throughput measurement per path")
+	fs.IntVar(&c.Pings, "pings", 3000, "latency round trips per path")
+	fs.IntVar(&c.Outstanding, "outstanding", 2, "full-frame requests the throughput client keeps in flight")
+	fs.BoolVar(&c.Synthetic, "synthetic", false, "measure latency against a 1x1 synthetic source even when Xvnc is installed")
+	fs.DurationVar(&c.LinkPing, "ping", 0, "the agent's link ping interval (default the agent's)")
+	fs.BoolVar(&c.NoDesktop, "no-desktop", false, "skip the real desktop (a lobby agent process running Xvnc)")
+	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the link path's throughput phase to FILE")
+	return func() error {
+		if exe, err := os.Executable(); err == nil {
+			c.Binary = exe
+		}
+		r, err := bench.RunLink(ctx, c)
+		if r != nil {
+			r.Print(stdout)
+		}
+		return err
 	}
 }

@@ -88,6 +88,7 @@ func RunAll(ctx context.Context, cfg AllConfig, w io.Writer) error {
 			fmt.Sprintf("websockify: %.0f MiB/s, %s", ws, Us(w50)), verdict(l >= ws && l50 < w50, "see report"))
 		return err
 	})
+	allLinks(ctx, cfg, w, sum, step)
 	fmt.Fprintf(w, "\n== summary ==\nMachine: %s\n", ReadMachine())
 	sum.write(w)
 	return errors.Join(errs...)

@@ -19,4 +19,9 @@
 //   - gateway (RunGateway): throughput and added latency of /gateway/vnc
 //     next to Debian's websockify in front of the same RFB source.
 //   - memory (RunMemory): RSS of an idle node and Pss of one real desktop.
+//   - link (RunLink): the console through node ⇄ link ⇄ agent next to the
+//     gateway's in-process path, websockify and direct TCP.
+//   - links (RunLinks): one node process holding thousands of agent links
+//     from in-process agents (the real protocol): memory, CPU at the ping
+//     interval, and the links' return after SIGKILL and a restart.
 package bench
