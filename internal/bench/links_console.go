@@ -134,18 +134,14 @@ func (r *linkRig) start(ctx context.Context, cfg LinkConfig, res *LinkResult) er
 	if err := r.startNode(ctx, cfg, res); err != nil {
 		return err
 	}
-	ws, addr, err := startWebsockify(ctx, r.synth)
-	if err != nil {
-		return err
+	for _, w := range []struct{ source, addr *string }{{&r.synth, &r.wsThru}, {&r.lat, &r.wsLat}} {
+		ws, addr, err := startWebsockify(ctx, *w.source)
+		if err != nil {
+			return err
+		}
+		r.onClose(func() error { ws.stop(3 * time.Second); return nil })
+		*w.addr = addr
 	}
-	r.onClose(func() error { ws.stop(3 * time.Second); return nil })
-	r.wsThru = addr
-	ws, addr, err = startWebsockify(ctx, r.lat)
-	if err != nil {
-		return err
-	}
-	r.onClose(func() error { ws.stop(3 * time.Second); return nil })
-	r.wsLat = addr
 	return nil
 }
 
