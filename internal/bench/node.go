@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"lobby/internal/pki"
 	"log/slog"
 	"os"
 	"time"
@@ -85,6 +86,7 @@ func StartNode(ctx context.Context, cfg NodeConfig) (_ *Node, err error) {
 	switch cfg.Store {
 	case "", "sqlite":
 	case "postgres":
+		scfg.ClusterKey = pki.NewClusterKeyString() // a node on PostgreSQL needs one
 		if scfg.Postgres, n.StoreInfo, err = n.postgres(ctx, cfg.Postgres, cfg.DataDir); err != nil {
 			return nil, err
 		}
