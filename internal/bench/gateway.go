@@ -137,26 +137,13 @@ func RunGateway(ctx context.Context, cfg GatewayConfig) (_ *GatewayResult, err e
 	}
 	defer wsLat.stop(3 * time.Second)
 
-	thru := []struct {
-		path string
-		dial dialFunc
-	}{
+	thru := []pathDial{
 		{PathDirect, tcpDial(synth.Addr().String())},
 		{PathWebsockify, wsDial("ws://" + wsThruAddr + "/")},
 		{PathLobby, lobbyDial(user, "thru")},
 	}
-	for _, t := range thru {
-		fmt.Fprintf(cfg.Log, "gateway: throughput through %s for %s\n", t.path, cfg.Duration)
-		profile := ""
-		if t.path == PathLobby {
-			profile = cfg.CPUProfile
-		}
-		r, err := throughput(ctx, t.dial, cfg.Duration, cfg.Outstanding, profile)
-		if err != nil {
-			return nil, fmt.Errorf("throughput through %s: %w", t.path, err)
-		}
-		r.Path = t.path
-		res.Throughput = append(res.Throughput, r)
+	if res.Throughput, err = throughputs(ctx, cfg.Log, "gateway", thru, cfg.Duration, cfg.Outstanding, PathLobby, cfg.CPUProfile); err != nil {
+		return nil, err
 	}
 	fmt.Fprintf(cfg.Log, "gateway: %d round trips on each path against %s\n", cfg.Pings, res.LatencyOn)
 	res.Latency, err = latency(ctx, []string{PathDirect, PathWebsockify, PathLobby},
@@ -193,6 +180,32 @@ func websockifyVersion() string {
 
 // dialFunc opens a stream to an RFB server positioned at its version.
 type dialFunc func(ctx context.Context) (net.Conn, error)
+
+// pathDial is one path a console benchmark measures.
+type pathDial struct {
+	path string
+	dial dialFunc
+}
+
+// throughputs measures each path in turn, logging as name; the CPU
+// profile (if any) covers the profiled path only.
+func throughputs(ctx context.Context, log io.Writer, name string, paths []pathDial, d time.Duration, depth int, profiled, profile string) ([]Rate, error) {
+	var out []Rate
+	for _, p := range paths {
+		fmt.Fprintf(log, "%s: throughput through %s for %s\n", name, p.path, d)
+		prof := ""
+		if p.path == profiled {
+			prof = profile
+		}
+		r, err := throughput(ctx, p.dial, d, depth, prof)
+		if err != nil {
+			return nil, fmt.Errorf("throughput through %s: %w", p.path, err)
+		}
+		r.Path = p.path
+		out = append(out, r)
+	}
+	return out, nil
+}
 
 func tcpDial(addr string) dialFunc {
 	return func(ctx context.Context) (net.Conn, error) {

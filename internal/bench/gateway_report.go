@@ -41,31 +41,7 @@ func (r *GatewayResult) Print(w io.Writer) {
 	fmt.Fprintf(w, "  websockify as a child process in front of it on loopback; Lobby's node in this process with the memory provider's console;\n")
 	fmt.Fprintf(w, "  one WebSocket client (github.com/coder/websocket, subprotocol binary) in this process asks for full non-incremental updates,\n")
 	fmt.Fprintf(w, "  %d requests outstanding, for %s per path. Everything shares the %d cores.\n", c.Outstanding, c.Duration, r.Machine.Cores)
-	t := &table{}
-	t.add("throughput", "MiB/s", "vs websockify", "this process", "children (websockify)", "others (not ours)")
-	ws := r.rate(PathWebsockify).MiBps()
-	for _, x := range r.Throughput {
-		rel := "-"
-		if ws > 0 {
-			rel = fmt.Sprintf("%.2fx", x.MiBps()/ws)
-		}
-		t.add(x.Path, fmt.Sprintf("%.0f", x.MiBps()), rel, fmt.Sprintf("%.2f cores", x.CPU.CoresUsed()),
-			fmt.Sprintf("%.2f cores", x.CPU.ChildCores()), fmt.Sprintf("%.2f cores", x.CPU.OtherCores()))
-	}
-	t.write(w)
-	fmt.Fprintf(w, "  (CPU in cores from getrusage, /proc/PID/stat of our children, and /proc/stat for the rest of the shared machine)\n")
-	fmt.Fprintf(w, "Latency: %d round trips per path in %d interleaved rounds against %s\n", c.Pings, c.Rounds, r.LatencyOn)
-	t = &table{}
-	t.add("round trip", "count", "p50", "p99", "max", "added p50", "added p99")
-	for _, l := range r.Latency {
-		a50, a99 := r.Added(l.Path)
-		add50, add99 := "-", "-"
-		if l.Path != PathDirect {
-			add50, add99 = Us(a50), Us(a99)
-		}
-		t.add(l.Path, fmt.Sprint(l.N), Us(l.P50), Us(l.P99), Us(l.Max), add50, add99)
-	}
-	t.write(w)
+	writePaths(w, r, c.Pings, c.Rounds)
 	lobby, wsr := r.rate(PathLobby).MiBps(), r.rate(PathWebsockify).MiBps()
 	l50, _ := r.Added(PathLobby)
 	w50, _ := r.Added(PathWebsockify)

@@ -56,27 +56,14 @@ func RunLink(ctx context.Context, cfg LinkConfig) (_ *LinkResult, err error) {
 	if err := rig.start(ctx, cfg, res); err != nil {
 		return nil, err
 	}
-	thru := []struct {
-		path string
-		dial dialFunc
-	}{
+	thru := []pathDial{
 		{PathDirect, tcpDial(rig.synth)},
 		{PathWebsockify, wsDial("ws://" + rig.wsThru + "/")},
 		{PathLobby, lobbyDial(rig.user, "thru")},
 		{PathLink, lobbyDial(rig.user, "link-thru")},
 	}
-	for _, t := range thru {
-		fmt.Fprintf(cfg.Log, "link: throughput through %s for %s\n", t.path, cfg.Duration)
-		profile := ""
-		if t.path == PathLink {
-			profile = cfg.CPUProfile
-		}
-		r, err := throughput(ctx, t.dial, cfg.Duration, cfg.Outstanding, profile)
-		if err != nil {
-			return nil, fmt.Errorf("throughput through %s: %w", t.path, err)
-		}
-		r.Path = t.path
-		res.Throughput = append(res.Throughput, r)
+	if res.Throughput, err = throughputs(ctx, cfg.Log, "link", thru, cfg.Duration, cfg.Outstanding, PathLink, cfg.CPUProfile); err != nil {
+		return nil, err
 	}
 	fmt.Fprintf(cfg.Log, "link: %d round trips on each path against %s\n", cfg.Pings, res.LatencyOn)
 	res.Latency, err = latency(ctx, []string{PathDirect, PathWebsockify, PathLobby, PathLink},

@@ -53,7 +53,7 @@ func (r *LinkResult) Print(w io.Writer) {
 // writePaths writes the throughput and latency tables of a result.
 func writePaths(w io.Writer, g *GatewayResult, pings, rounds int) {
 	t := &table{}
-	t.add("throughput", "MiB/s", "vs websockify", "this process", "children (websockify, agent)", "others (not ours)")
+	t.add("throughput", "MiB/s", "vs websockify", "this process", "children (websockify, agents)", "others (not ours)")
 	ws := g.rate(PathWebsockify).MiBps()
 	for _, x := range g.Throughput {
 		rel := "-"
@@ -64,6 +64,7 @@ func writePaths(w io.Writer, g *GatewayResult, pings, rounds int) {
 			fmt.Sprintf("%.2f cores", x.CPU.ChildCores()), fmt.Sprintf("%.2f cores", x.CPU.OtherCores()))
 	}
 	t.write(w)
+	fmt.Fprintf(w, "  (CPU in cores from getrusage, /proc/PID/stat of our children, and /proc/stat for the rest of the shared machine)\n")
 	fmt.Fprintf(w, "Latency: %d round trips per path in %d interleaved rounds (FramebufferUpdateRequest for one pixel → FramebufferUpdate)", pings, rounds)
 	if g.LatencyOn != "" {
 		fmt.Fprintf(w, " against %s", g.LatencyOn)
