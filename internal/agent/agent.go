@@ -23,6 +23,7 @@ import (
 
 	"github.com/hashicorp/yamux"
 
+	"lobby/internal/hostconn"
 	"lobby/internal/link"
 	"lobby/internal/linkproto"
 	"lobby/internal/lobby"
@@ -462,28 +463,9 @@ func (a *Agent) command(ctx context.Context, cmd linkproto.Command) linkproto.Re
 	return res
 }
 
+// do runs a command on the provider, as the node's in-process agent does.
 func (a *Agent) do(ctx context.Context, cmd linkproto.Command) (provider.Desktop, error) {
-	p := a.cfg.Provider
-	switch cmd.Op {
-	case "create":
-		return p.Create(ctx, provider.Spec{Name: cmd.Desktop, Template: cmd.Template})
-	case "start":
-		return p.Start(ctx, cmd.Desktop)
-	case "resume":
-		return p.Resume(ctx, cmd.Desktop)
-	case "stop":
-		return provider.Desktop{Name: cmd.Desktop, Power: lobby.PowerStopped}, p.Stop(ctx, cmd.Desktop)
-	case "suspend":
-		if err := p.Suspend(ctx, cmd.Desktop); err != nil {
-			return provider.Desktop{}, err
-		}
-		return p.Get(ctx, cmd.Desktop)
-	case "delete":
-		return provider.Desktop{Name: cmd.Desktop}, p.Delete(ctx, cmd.Desktop)
-	case "get":
-		return p.Get(ctx, cmd.Desktop)
-	}
-	return provider.Desktop{}, lobby.Errorf(lobby.KindInvalid, "this agent (link protocol %d) has no operation %q", linkproto.Version, cmd.Op)
+	return hostconn.Local{P: a.cfg.Provider}.Do(ctx, hostconn.Command{ID: cmd.ID, Op: hostconn.Op(cmd.Op), Desktop: cmd.Desktop, Template: cmd.Template})
 }
 
 // console dials a desktop's console (the provider authenticates to it)
