@@ -373,11 +373,15 @@ func (a *Agent) linkOnce(ctx context.Context, hub linkproto.HubSetting) (time.Du
 		return 0, err
 	}
 	defer conn.Close()
-	sess, err := link.Client(conn.tls, time.Duration(hub.Ping))
+	sess, err := link.Client(conn.tls)
 	if err != nil {
 		return 0, err
 	}
 	defer sess.Close()
+	ping := time.Duration(hub.Ping)
+	if conn.welcome.Ping > 0 {
+		ping = time.Duration(conn.welcome.Ping) // what the hub settled on
+	}
 	start := time.Now()
 	a.setStatus(Status{Hub: hub.URL, HubName: conn.welcome.Hub, Since: start})
 	a.log.Info("linked", "hub", hub.URL, "hub_name", conn.welcome.Hub, "site_id", conn.welcome.SiteID)
@@ -391,6 +395,16 @@ func (a *Agent) linkOnce(ctx context.Context, hub linkproto.HubSetting) (time.Du
 		}
 	}()
 	var wg sync.WaitGroup
+	var silent error
+	if live := link.NewLiveness(conn.tls, ping); live != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if silent = live.Run(sess.CloseChan(), false); silent != nil {
+				sess.Close()
+			}
+		}()
+	}
 	wg.Add(1)
 	var repErr error
 	go func() { defer wg.Done(); repErr = a.reports(lctx, sess); sess.Close() }()
@@ -404,6 +418,9 @@ func (a *Agent) linkOnce(ctx context.Context, hub linkproto.HubSetting) (time.Du
 	}
 	cancel()
 	wg.Wait()
+	if silent != nil {
+		return time.Since(start), fmt.Errorf("hub %s: %w", hub.URL, silent)
+	}
 	return time.Since(start), repErr
 }
 

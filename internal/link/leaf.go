@@ -8,7 +8,6 @@ import (
 	"net"
 	"sort"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/yamux"
@@ -27,7 +26,7 @@ type leaf struct {
 	sess   *yamux.Session
 	status Status // fixed at link time; RTT and LastError below
 	ping   time.Duration
-	rtt    atomic.Int64 // nanoseconds
+	live   *Liveness
 	errMu  sync.Mutex
 	err    string
 }
@@ -66,16 +65,16 @@ func (h *Hub) serveLeaf(conn *tls.Conn, hello linkproto.Hello, st Status) {
 		h.refuse(conn, st, linkproto.CodeRevoked, "this certificate of host %s (serial %s) was replaced when the host joined again: use the newer identity, or join again", host.Name, serial)
 		return
 	}
-	if err := linkproto.WriteFrame(conn, linkproto.Welcome{Proto: linkproto.Version, Hub: h.Name, SiteID: h.SiteID, HostID: host.ID}); err != nil {
-		h.refuse(nil, st, "tls", "write welcome: %v", err)
-		return
-	}
-	_ = conn.SetDeadline(time.Time{})
 	ping := time.Duration(hello.Ping)
 	if ping == 0 {
 		ping = defaultPing
 	}
 	ping = min(max(ping, minPing), maxPing)
+	if err := linkproto.WriteFrame(conn, linkproto.Welcome{Proto: linkproto.Version, Hub: h.Name, SiteID: h.SiteID, HostID: host.ID, Ping: linkproto.Duration(ping)}); err != nil {
+		h.refuse(nil, st, "tls", "write welcome: %v", err)
+		return
+	}
+	_ = conn.SetDeadline(time.Time{})
 	sess, err := server(conn, ping)
 	if err != nil {
 		h.refuse(nil, st, "mux", "start multiplexing: %v", err)
@@ -84,7 +83,7 @@ func (h *Hub) serveLeaf(conn *tls.Conn, hello linkproto.Hello, st Status) {
 	defer sess.Close()
 	st.Kind, st.State, st.Hub, st.SiteID, st.Since = "leaf", "up", h.Name, h.SiteID, now
 	st.Ping, st.Upstreams = linkproto.Duration(ping), hello.Upstreams
-	l := &leaf{hub: h, sess: sess, status: st, ping: ping}
+	l := &leaf{hub: h, sess: sess, status: st, ping: ping, live: NewLiveness(conn, ping)}
 	if !h.add(l) {
 		return // the node is closing
 	}
@@ -101,8 +100,14 @@ func (h *Hub) serveLeaf(conn *tls.Conn, hello linkproto.Hello, st Status) {
 	}
 	sess.Close()
 	<-done
+	h.unlink(l)
+}
+
+// unlink unregisters a link that ended (or is being cut) and records the
+// host down, unless a newer link of the host replaced it.
+func (h *Hub) unlink(l *leaf) {
 	if h.remove(l) {
-		h.Logger.Info("host unlinked", "host", host.Name, "id", host.ID, "reason", l.lastError())
+		h.Logger.Info("host unlinked", "host", l.status.Peer, "id", l.status.HostID, "reason", l.lastError())
 		h.writeState(l, lobby.HostDown, nil)
 	}
 }
@@ -123,7 +128,7 @@ func (h *Hub) add(l *leaf) bool {
 	h.mu.Unlock()
 	if old != nil {
 		old.setError("replaced by a newer link of the same host")
-		old.sess.Close()
+		go old.sess.Close()
 	}
 	h.Hosts.Set(l.status.HostID, l)
 	return true
@@ -159,24 +164,15 @@ func (h *Hub) writeState(l *leaf, state lobby.HostState, rep *linkproto.Report) 
 	}
 }
 
-// pings measures the round trip at the leaf's interval; a ping that goes
-// unanswered ends the link (yamux times it out).
+// pings measures the round trip at the leaf's interval and ends a link
+// whose agent fell silent (see Liveness).
 func (l *leaf) pings() {
-	t := time.NewTicker(l.ping)
-	defer t.Stop()
-	for {
-		select {
-		case <-l.sess.CloseChan():
-			return
-		case <-t.C:
-			rtt, err := l.sess.Ping()
-			if err != nil {
-				l.setError("ping: " + err.Error())
-				l.sess.Close()
-				return
-			}
-			l.rtt.Store(int64(rtt))
-		}
+	if l.live == nil {
+		return
+	}
+	if err := l.live.Run(l.sess.CloseChan(), true); err != nil {
+		l.setError(err.Error())
+		l.sess.Close()
 	}
 }
 
@@ -324,7 +320,9 @@ func (h *Hub) Links() []Status {
 	out := make([]Status, 0, len(h.leaves)+len(h.refused))
 	for _, l := range h.leaves {
 		st := l.status
-		st.RTTMillis = float64(l.rtt.Load()) / 1e6
+		if l.live != nil {
+			st.RTTMillis = float64(l.live.RTT()) / 1e6
+		}
 		st.LastError = l.lastError()
 		out = append(out, st)
 	}
@@ -359,7 +357,8 @@ func (h *Hub) Cut(hostID, why string) bool {
 		return false
 	}
 	l.setError(why)
-	l.sess.Close()
+	h.unlink(l) // at once: closing waits for the agent's goodbye
+	go l.sess.Close()
 	return true
 }
 
@@ -376,7 +375,7 @@ func (h *Hub) Close() {
 	h.mu.Unlock()
 	for _, l := range ls {
 		l.setError("the node is stopping")
-		l.sess.Close()
+		go l.sess.Close() // in parallel: each waits up to a second for its agent's goodbye
 	}
 	h.wg.Wait()
 }

@@ -5,20 +5,17 @@
 package link
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"net/url"
 	"path"
 	"strings"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/hashicorp/yamux"
 
 	"lobby/internal/linkproto"
@@ -46,73 +43,6 @@ func LinkURL(hub string) (string, error) {
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/") + linkproto.Path
 	return u.String(), nil
-}
-
-// Dial opens the outer transport to a hub: a WebSocket whose bytes the
-// caller wraps in mutual TLS. The outer HTTPS certificate is not checked:
-// it may belong to a TLS-terminating balancer, and the hub is
-// authenticated by the inner TLS against the pinned cluster CA. With
-// secureOnly, a plain-HTTP hub URL is refused.
-func Dial(ctx context.Context, hub string, secureOnly bool) (net.Conn, error) {
-	wsURL, err := LinkURL(hub)
-	if err != nil {
-		return nil, err
-	}
-	if secureOnly && strings.HasPrefix(wsURL, "ws:") {
-		return nil, fmt.Errorf("hub %s is plain HTTP and this link is secure-only: use its https:// URL", hub)
-	}
-	tr := &http.Transport{
-		Proxy:             http.ProxyFromEnvironment,
-		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}}, //nolint:gosec // see above
-		ForceAttemptHTTP2: false,
-	}
-	defer tr.CloseIdleConnections()
-	ws, resp, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{
-		HTTPClient:   &http.Client{Transport: tr},
-		Subprotocols: []string{linkproto.Subprotocol},
-	})
-	if err != nil {
-		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
-			return nil, fmt.Errorf("hub %s answered %s instead of a link: is it a Lobby node of a release that has links?", hub, resp.Status)
-		}
-		return nil, fmt.Errorf("reach hub %s: %w", hub, err)
-	}
-	return netConn(ws), nil
-}
-
-// Accept upgrades a request to a link's outer transport.
-func Accept(w http.ResponseWriter, r *http.Request) (net.Conn, error) {
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
-		Subprotocols: []string{linkproto.Subprotocol},
-		// Agents are not browsers: no Origin to check, and the inner
-		// mutual TLS authenticates them.
-		InsecureSkipVerify: true,
-	})
-	if err != nil {
-		return nil, err
-	}
-	if ws.Subprotocol() != linkproto.Subprotocol {
-		ws.Close(websocket.StatusPolicyViolation, "not a Lobby link: subprotocol "+linkproto.Subprotocol+" required")
-		return nil, errors.New("peer did not ask for the link subprotocol")
-	}
-	return netConn(ws), nil
-}
-
-// netConn adapts a WebSocket to a byte stream that lives until closed.
-func netConn(ws *websocket.Conn) net.Conn {
-	ctx, cancel := context.WithCancel(context.Background())
-	return &closeCancel{Conn: websocket.NetConn(ctx, ws, websocket.MessageBinary), cancel: cancel}
-}
-
-type closeCancel struct {
-	net.Conn
-	cancel context.CancelFunc
-}
-
-func (c *closeCancel) Close() error {
-	err := c.Conn.Close()
-	c.cancel()
-	return err
 }
 
 // ServerTLS is a hub's side of the inner TLS: it presents the node's
@@ -198,28 +128,28 @@ func ValidMask(mask string) error {
 	return nil
 }
 
-// muxConfig is yamux's configuration for links. Keepalive is off: the
-// hub pings at the leaf's interval and measures round trips; the leaf's
-// agent watches for silence itself.
+// muxConfig is yamux's configuration for links. Its keepalive is off on
+// both sides: Liveness pings the WebSocket under the TLS instead, which
+// costs a fraction of a yamux ping (no TLS record, no multiplexer
+// goroutines, no timers per ping).
 func muxConfig() *yamux.Config {
 	c := yamux.DefaultConfig()
 	c.EnableKeepAlive = false
 	c.ConnectionWriteTimeout = 10 * time.Second
 	c.StreamOpenTimeout = 15 * time.Second
 	c.StreamCloseTimeout = time.Minute
-	c.MaxStreamWindowSize = 1 << 20 // a console stream keeps up with a full-screen update
+	// A console stream keeps a few frames in flight: with a window of one
+	// frame the sender waits for every window update, which crosses the
+	// TLS and the WebSocket back.
+	c.MaxStreamWindowSize = 16 << 20
 	c.LogOutput = io.Discard
 	return c
 }
 
-// Client starts the leaf's side of yamux over the inner TLS.
-func Client(conn net.Conn, keepAlive time.Duration) (*yamux.Session, error) {
-	c := muxConfig()
-	if keepAlive > 0 {
-		c.EnableKeepAlive, c.KeepAliveInterval = true, keepAlive
-		c.ConnectionWriteTimeout = max(3*keepAlive, 5*time.Second)
-	}
-	return yamux.Client(conn, c)
+// Client starts the leaf's side of yamux over the inner TLS. A silent hub
+// is found by Liveness.
+func Client(conn net.Conn) (*yamux.Session, error) {
+	return yamux.Client(conn, muxConfig())
 }
 
 // server starts the hub's side.

@@ -114,7 +114,10 @@ type Welcome struct {
 	Hub    string `json:"hub,omitempty"`     // the node's name
 	SiteID int    `json:"site_id,omitempty"` // the node's site ID
 	HostID string `json:"host_id,omitempty"`
-	Error  *Error `json:"error,omitempty"`
+	// Ping is the interval the hub pings at (the leaf's, within the hub's
+	// bounds); the leaf ends a link silent for three of them.
+	Ping  Duration `json:"ping,omitempty"`
+	Error *Error   `json:"error,omitempty"`
 	// Join: the host's certificate (DER), issued by the CA.
 	Cert []byte `json:"cert,omitempty"`
 }

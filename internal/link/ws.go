@@ -1,0 +1,570 @@
+package link
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha1" //nolint:gosec // RFC 6455 fixes SHA-1 for Sec-WebSocket-Accept; it is not a security boundary
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"lobby/internal/linkproto"
+)
+
+// A link's outer transport is a WebSocket (RFC 6455) that carries the
+// inner TLS bytes in binary frames. It is framed here rather than with
+// the gateway's WebSocket library because a link is a long-lived byte
+// pipe whose costs add up across thousands of hosts: a write is one frame
+// and one write(2) whatever its size (the library masks a client's frames
+// through a 4 KiB buffer, one write(2) per 4 KiB); reads and writes carry
+// no per-call context; and the ping that proves a link alive is a
+// WebSocket control frame, outside the inner TLS and the multiplexer, so
+// that it costs one small write and one small read and wakes nothing but
+// the link's reader.
+
+// wsGUID is RFC 6455's key suffix for Sec-WebSocket-Accept.
+const wsGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+// WebSocket opcodes.
+const (
+	opContinuation = 0x0
+	opText         = 0x1
+	opBinary       = 0x2
+	opClose        = 0x8
+	opPing         = 0x9
+	opPong         = 0xA
+)
+
+const (
+	wsReadBuffer = 64 << 10
+	// wsMaxFrame splits a large write into frames, bounding the buffer a
+	// write needs. TLS writes records of at most ~16 KiB, so in practice a
+	// frame is one record.
+	wsMaxFrame = 256 << 10
+)
+
+// WS is one side of a link's WebSocket: a net.Conn whose bytes travel in
+// binary frames, with pings answered by the reader.
+type WS struct {
+	conn   net.Conn      // for deadlines, addresses and Close
+	r      *bufio.Reader // the bytes after the upgrade
+	w      io.Writer     // where frames are written (conn, or the HTTP client's body)
+	client bool          // a client masks its frames (RFC 6455 §5.3)
+
+	// The reader's state: bytes left in the current data frame and its
+	// mask.
+	left    int64
+	masked  bool
+	mask    [4]byte
+	maskPos int
+
+	rmu        sync.Mutex    // held by Read, so that Close may drain
+	peerClosed chan struct{} // closed when the reader saw the peer's close or an error
+	peerOnce   sync.Once
+
+	wmu       sync.Mutex
+	wbuf      []byte
+	sentClose bool
+
+	lastRead atomic.Int64 // unix nanoseconds of the last frame read
+	onPong   atomic.Pointer[func(payload []byte)]
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ net.Conn = (*WS)(nil)
+
+func newWS(conn net.Conn, r io.Reader, w io.Writer, client bool) *WS {
+	ws := &WS{conn: conn, r: bufio.NewReaderSize(r, wsReadBuffer), w: w, client: client, peerClosed: make(chan struct{})}
+	ws.lastRead.Store(time.Now().UnixNano())
+	return ws
+}
+
+// LastRead is when the last frame (data or control) arrived.
+func (ws *WS) LastRead() time.Time { return time.Unix(0, ws.lastRead.Load()) }
+
+// OnPong sets what to do with each pong's payload; it runs on the reader.
+func (ws *WS) OnPong(f func(payload []byte)) { ws.onPong.Store(&f) }
+
+// Ping sends a ping frame; the peer's reader answers it with a pong.
+func (ws *WS) Ping(payload []byte) error { return ws.writeFrame(opPing, payload) }
+
+// Read reads the payload of binary frames, answering pings and noting
+// pongs on the way.
+func (ws *WS) Read(p []byte) (int, error) {
+	ws.rmu.Lock()
+	defer ws.rmu.Unlock()
+	n, err := ws.read(p)
+	if err != nil {
+		ws.peerOnce.Do(func() { close(ws.peerClosed) })
+	}
+	return n, err
+}
+
+func (ws *WS) read(p []byte) (int, error) {
+	for ws.left == 0 {
+		op, n, err := ws.readHeader()
+		if err != nil {
+			return 0, err
+		}
+		switch op {
+		case opBinary, opContinuation:
+			ws.left = n
+		case opPing, opPong, opClose:
+			if n > 125 {
+				return 0, ws.protocolError("a control frame of %d bytes", n)
+			}
+			payload := make([]byte, n)
+			if _, err := io.ReadFull(ws.r, payload); err != nil {
+				return 0, err
+			}
+			ws.unmask(payload)
+			switch op {
+			case opPing:
+				if err := ws.writeFrame(opPong, payload); err != nil {
+					return 0, err
+				}
+			case opPong:
+				if f := ws.onPong.Load(); f != nil {
+					(*f)(payload)
+				}
+			case opClose:
+				_ = ws.writeFrame(opClose, payload) // echo it, as RFC 6455 §5.5.1 asks
+				return 0, io.EOF
+			}
+		default:
+			return 0, ws.protocolError("opcode %#x: a link carries binary frames only", op)
+		}
+	}
+	if int64(len(p)) > ws.left {
+		p = p[:ws.left]
+	}
+	n, err := ws.r.Read(p)
+	ws.unmask(p[:n])
+	ws.left -= int64(n)
+	if errors.Is(err, io.EOF) {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
+}
+
+// readHeader reads one frame header and sets up its mask.
+func (ws *WS) readHeader() (op byte, n int64, err error) {
+	var h [14]byte
+	if _, err := io.ReadFull(ws.r, h[:2]); err != nil {
+		return 0, 0, err
+	}
+	ws.lastRead.Store(time.Now().UnixNano())
+	op, masked := h[0]&0x0f, h[1]&0x80 != 0
+	if h[0]&0x70 != 0 {
+		return 0, 0, ws.protocolError("reserved bits set (no extension was negotiated)")
+	}
+	if masked == ws.client {
+		// A server must get masked frames, a client unmasked ones.
+		return 0, 0, ws.protocolError("masked=%v from the %s", masked, map[bool]string{true: "server", false: "client"}[ws.client])
+	}
+	extra := 0
+	switch h[1] & 0x7f {
+	case 126:
+		extra = 2
+	case 127:
+		extra = 8
+	}
+	if masked {
+		extra += 4
+	}
+	if _, err := io.ReadFull(ws.r, h[2:2+extra]); err != nil {
+		return 0, 0, err
+	}
+	rest := h[2 : 2+extra]
+	switch h[1] & 0x7f {
+	case 126:
+		n, rest = int64(binary.BigEndian.Uint16(rest)), rest[2:]
+	case 127:
+		u := binary.BigEndian.Uint64(rest)
+		if u > 1<<62 {
+			return 0, 0, ws.protocolError("a frame of %d bytes", u)
+		}
+		n, rest = int64(u), rest[8:]
+	default:
+		n = int64(h[1] & 0x7f)
+	}
+	ws.masked = masked
+	if masked {
+		copy(ws.mask[:], rest)
+		ws.maskPos = 0
+	}
+	return op, n, nil
+}
+
+func (ws *WS) unmask(b []byte) {
+	if !ws.masked {
+		return
+	}
+	ws.maskPos = maskBytes(ws.mask, ws.maskPos, b)
+}
+
+// maskBytes XORs b with the mask starting at pos and returns the next
+// position. Eight bytes at a time: consoles stream megabytes per second.
+func maskBytes(mask [4]byte, pos int, b []byte) int {
+	i := 0
+	for ; i < len(b) && pos&3 != 0; i++ {
+		b[i] ^= mask[pos&3]
+		pos++
+	}
+	// pos is now a multiple of 4: the mask lines up with b[i:].
+	m32 := binary.LittleEndian.Uint32(mask[:])
+	m64 := uint64(m32) | uint64(m32)<<32
+	for ; i+8 <= len(b); i += 8 {
+		binary.LittleEndian.PutUint64(b[i:], binary.LittleEndian.Uint64(b[i:])^m64)
+	}
+	for ; i < len(b); i++ {
+		b[i] ^= mask[pos&3]
+		pos++
+	}
+	return pos & 3
+}
+
+func (ws *WS) protocolError(format string, args ...any) error {
+	_ = ws.conn.Close()
+	return fmt.Errorf("link WebSocket: the peer sent %s", fmt.Sprintf(format, args...))
+}
+
+// Write sends p in binary frames, each with one write.
+func (ws *WS) Write(p []byte) (int, error) {
+	n := 0
+	for len(p) > 0 {
+		chunk := p[:min(len(p), wsMaxFrame)]
+		if err := ws.writeFrame(opBinary, chunk); err != nil {
+			return n, err
+		}
+		n += len(chunk)
+		p = p[len(chunk):]
+	}
+	return n, nil
+}
+
+func (ws *WS) writeFrame(op byte, payload []byte) error {
+	ws.wmu.Lock()
+	defer ws.wmu.Unlock()
+	if ws.sentClose {
+		if op == opClose {
+			return nil
+		}
+		return net.ErrClosed
+	}
+	ws.sentClose = op == opClose
+	b := ws.wbuf[:0]
+	b = append(b, 0x80|op) // FIN: every frame is a whole message
+	maskBit := byte(0)
+	if ws.client {
+		maskBit = 0x80
+	}
+	switch n := len(payload); {
+	case n <= 125:
+		b = append(b, maskBit|byte(n))
+	case n <= 0xffff:
+		b = append(b, maskBit|126)
+		b = binary.BigEndian.AppendUint16(b, uint16(n))
+	default:
+		b = append(b, maskBit|127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	if ws.client {
+		// The key only has to be unpredictable to the page of a browser;
+		// links are not browsers, but peers check that it is there.
+		var key [4]byte
+		_, _ = rand.Read(key[:])
+		b = append(b, key[:]...)
+		start := len(b)
+		b = append(b, payload...)
+		maskBytes(key, 0, b[start:])
+	} else {
+		b = append(b, payload...)
+	}
+	if cap(b) <= 2*wsMaxFrame {
+		ws.wbuf = b
+	}
+	_, err := ws.w.Write(b)
+	return err
+}
+
+// closeWait bounds how long Close waits for the peer's close frame.
+const closeWait = time.Second
+
+// Close ends the WebSocket with the closing handshake (RFC 6455 §7): it
+// sends a close frame and waits, briefly, for the peer's before closing
+// the connection. Closing at once would reset the TCP connection if bytes
+// of the peer's were still arriving, and the peer could lose the last
+// bytes this side wrote (a refusal, a result).
+func (ws *WS) Close() error {
+	ws.closeOnce.Do(func() {
+		_ = ws.conn.SetWriteDeadline(time.Now().Add(closeWait))
+		_ = ws.writeFrame(opClose, []byte{0x03, 0xe8}) // 1000: normal closure
+		if ws.rmu.TryLock() {
+			// Nobody is reading: read up to the peer's close here.
+			_ = ws.conn.SetReadDeadline(time.Now().Add(closeWait))
+			buf := make([]byte, 4096)
+			for {
+				if _, err := ws.read(buf); err != nil {
+					break
+				}
+			}
+			ws.rmu.Unlock()
+		} else {
+			select {
+			case <-ws.peerClosed:
+			case <-time.After(closeWait):
+			}
+		}
+		ws.peerOnce.Do(func() { close(ws.peerClosed) })
+		ws.closeErr = ws.conn.Close()
+	})
+	return ws.closeErr
+}
+
+func (ws *WS) LocalAddr() net.Addr                { return ws.conn.LocalAddr() }
+func (ws *WS) RemoteAddr() net.Addr               { return ws.conn.RemoteAddr() }
+func (ws *WS) SetDeadline(t time.Time) error      { return ws.conn.SetDeadline(t) }
+func (ws *WS) SetReadDeadline(t time.Time) error  { return ws.conn.SetReadDeadline(t) }
+func (ws *WS) SetWriteDeadline(t time.Time) error { return ws.conn.SetWriteDeadline(t) }
+
+func acceptKey(key string) string {
+	h := sha1.Sum([]byte(key + wsGUID)) //nolint:gosec // see the import
+	return base64.StdEncoding.EncodeToString(h[:])
+}
+
+func headerHas(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Accept upgrades a request to a link's outer transport. Requests that
+// are not link upgrades get an HTTP error saying what was expected.
+func Accept(w http.ResponseWriter, r *http.Request) (net.Conn, error) {
+	key := r.Header.Get("Sec-WebSocket-Key")
+	var problem string
+	switch {
+	case r.Method != http.MethodGet:
+		problem = "a link is a WebSocket upgrade: use GET"
+	case !headerHas(r.Header, "Connection", "upgrade") || !headerHas(r.Header, "Upgrade", "websocket"):
+		problem = "this is the link endpoint of a Lobby node: it takes WebSocket upgrades from `lobby agent`, not plain requests"
+	case r.Header.Get("Sec-WebSocket-Version") != "13":
+		problem = "WebSocket version 13 is required"
+	case len(key) != 24:
+		problem = "a Sec-WebSocket-Key of 16 bytes in base64 is required"
+	case !headerHas(r.Header, "Sec-WebSocket-Protocol", linkproto.Subprotocol):
+		problem = "not a Lobby link: subprotocol " + linkproto.Subprotocol + " required"
+	}
+	if problem != "" {
+		w.Header().Set("Sec-WebSocket-Version", "13")
+		http.Error(w, problem, http.StatusBadRequest)
+		return nil, errors.New(problem)
+	}
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		http.Error(w, "this listener cannot carry links (the connection cannot be taken over): "+err.Error(), http.StatusInternalServerError)
+		return nil, err
+	}
+	// The server's deadlines for the request do not apply to the link.
+	_ = conn.SetDeadline(time.Time{})
+	resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Accept: " + acceptKey(key) + "\r\nSec-WebSocket-Protocol: " + linkproto.Subprotocol + "\r\n\r\n"
+	if _, err := conn.Write([]byte(resp)); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	// Bytes the HTTP server read ahead belong to the link.
+	var r0 io.Reader = conn
+	if n := brw.Reader.Buffered(); n > 0 {
+		ahead, _ := brw.Reader.Peek(n)
+		r0 = io.MultiReader(bytes.NewReader(bytes.Clone(ahead)), conn)
+	}
+	return newWS(conn, r0, conn, false), nil
+}
+
+// Dial opens the outer transport to a hub: a WebSocket whose bytes the
+// caller wraps in mutual TLS. The outer HTTPS certificate is not checked:
+// it may belong to a TLS-terminating balancer, and the hub is
+// authenticated by the inner TLS against the pinned cluster CA. With
+// secureOnly, a plain-HTTP hub URL is refused. HTTP(S)_PROXY is honoured.
+func Dial(ctx context.Context, hub string, secureOnly bool) (net.Conn, error) {
+	wsURL, err := LinkURL(hub)
+	if err != nil {
+		return nil, err
+	}
+	if secureOnly && strings.HasPrefix(wsURL, "ws:") {
+		return nil, fmt.Errorf("hub %s is plain HTTP and this link is secure-only: use its https:// URL", hub)
+	}
+	u, _ := url.Parse(wsURL)
+	u.Scheme = map[string]string{"ws": "http", "wss": "https"}[u.Scheme]
+	var raw net.Conn // the TCP connection under it all, for deadlines
+	var rawMu sync.Mutex
+	d := &net.Dialer{KeepAlive: 15 * time.Second}
+	tr := &http.Transport{
+		Proxy: http.ProxyFromEnvironment,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := d.DialContext(ctx, network, addr)
+			if err == nil {
+				rawMu.Lock()
+				raw = c
+				rawMu.Unlock()
+			}
+			return c, err
+		},
+		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}}, //nolint:gosec // see above
+		ForceAttemptHTTP2: false,
+		TLSNextProto:      map[string]func(string, *tls.Conn) http.RoundTripper{},
+	}
+	defer tr.CloseIdleConnections()
+	var nonce [16]byte
+	_, _ = rand.Read(nonce[:])
+	key := base64.StdEncoding.EncodeToString(nonce[:])
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("hub %q: %w", hub, err)
+	}
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Sec-WebSocket-Version", "13")
+	req.Header.Set("Sec-WebSocket-Key", key)
+	req.Header.Set("Sec-WebSocket-Protocol", linkproto.Subprotocol)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		return nil, fmt.Errorf("reach hub %s: %w", hub, err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		resp.Body.Close()
+		return nil, fmt.Errorf("hub %s answered %s (%s) instead of a link: is it a Lobby node of a release that has links?", hub, resp.Status, strings.TrimSpace(string(body)))
+	}
+	rwc, ok := resp.Body.(io.ReadWriteCloser)
+	switch {
+	case !ok:
+		resp.Body.Close()
+		return nil, fmt.Errorf("hub %s: the HTTP client cannot take the upgraded connection over", hub)
+	case resp.Header.Get("Sec-WebSocket-Accept") != acceptKey(key):
+		rwc.Close()
+		return nil, fmt.Errorf("hub %s answered the upgrade with a wrong Sec-WebSocket-Accept: something in between is not passing WebSockets through", hub)
+	case resp.Header.Get("Sec-WebSocket-Protocol") != linkproto.Subprotocol:
+		rwc.Close()
+		return nil, fmt.Errorf("hub %s did not accept the %s subprotocol", hub, linkproto.Subprotocol)
+	}
+	rawMu.Lock()
+	c := raw
+	rawMu.Unlock()
+	if c == nil {
+		rwc.Close()
+		return nil, fmt.Errorf("hub %s: no connection was dialled", hub)
+	}
+	return newWS(&upgraded{Conn: c, rwc: rwc}, rwc, rwc, true), nil
+}
+
+// upgraded is the client's connection after the upgrade: bytes go through
+// the HTTP client's body (which holds what it read ahead, and the outer
+// TLS for https hubs); deadlines go to the TCP connection under it.
+type upgraded struct {
+	net.Conn
+	rwc io.ReadWriteCloser
+}
+
+func (u *upgraded) Close() error {
+	err := u.rwc.Close()
+	_ = u.Conn.Close()
+	return err
+}
+
+// wsOf finds the link WebSocket under a link's TLS connection.
+func wsOf(c net.Conn) *WS {
+	for {
+		switch t := c.(type) {
+		case *WS:
+			return t
+		case *tls.Conn:
+			c = t.NetConn()
+		default:
+			return nil
+		}
+	}
+}
+
+// Liveness keeps watch over a link: the hub pings its WebSocket every
+// interval (the pong's payload carries the send time, so each pong is a
+// round trip), and either side ends the link when nothing at all has
+// arrived for three intervals. The agent only watches: the hub's pings
+// reach it every interval, and its reader answers them.
+type Liveness struct {
+	ws       *WS
+	interval time.Duration
+	base     time.Time
+	rtt      atomic.Int64
+}
+
+// NewLiveness watches the link whose TLS (or WebSocket) connection is c;
+// nil when c is not a link.
+func NewLiveness(c net.Conn, interval time.Duration) *Liveness {
+	ws := wsOf(c)
+	if ws == nil {
+		return nil
+	}
+	l := &Liveness{ws: ws, interval: interval, base: time.Now()}
+	ws.OnPong(func(p []byte) {
+		if len(p) == 8 {
+			sent := time.Duration(binary.BigEndian.Uint64(p))
+			if rtt := time.Since(l.base) - sent; rtt >= 0 {
+				l.rtt.Store(int64(rtt))
+			}
+		}
+	})
+	ws.lastRead.Store(time.Now().UnixNano())
+	return l
+}
+
+// RTT is the latest round trip (zero before the first pong).
+func (l *Liveness) RTT() time.Duration { return time.Duration(l.rtt.Load()) }
+
+// ErrSilent says a link's peer sent nothing for three intervals.
+var ErrSilent = errors.New("the peer sent nothing for three ping intervals")
+
+// Run pings (when ping is set) every interval until done is closed, and
+// returns ErrSilent (or the ping's write error) once the peer is silent.
+func (l *Liveness) Run(done <-chan struct{}, ping bool) error {
+	t := time.NewTicker(l.interval)
+	defer t.Stop()
+	var payload [8]byte
+	for {
+		select {
+		case <-done:
+			return nil
+		case now := <-t.C:
+			if now.Sub(l.ws.LastRead()) > 3*l.interval {
+				return fmt.Errorf("%w (%s)", ErrSilent, 3*l.interval)
+			}
+			if ping {
+				binary.BigEndian.PutUint64(payload[:], uint64(time.Since(l.base)))
+				if err := l.ws.Ping(payload[:]); err != nil {
+					return fmt.Errorf("ping: %w", err)
+				}
+			}
+		}
+	}
+}
