@@ -396,15 +396,16 @@ func (a *Agent) linkOnce(ctx context.Context, hub linkproto.HubSetting) (time.Du
 	}()
 	var wg sync.WaitGroup
 	var silent error
-	if live := link.NewLiveness(conn.tls, ping); live != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if silent = live.Run(sess.CloseChan(), false); silent != nil {
-				sess.Close()
-			}
-		}()
+	if err := link.SetUserTimeout(conn.tls, link.SilentAfter(ping)); err != nil {
+		a.log.Debug("TCP_USER_TIMEOUT not set: a dead path to the hub is found by the hub's pings only", "err", err)
 	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if silent = link.Heartbeat(conn.tls, ping, sess.CloseChan()); silent != nil {
+			sess.Close()
+		}
+	}()
 	wg.Add(1)
 	var repErr error
 	go func() { defer wg.Done(); repErr = a.reports(lctx, sess); sess.Close() }()

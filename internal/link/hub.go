@@ -41,6 +41,9 @@ type Hub struct {
 	refused []Status         // the latest refusals, oldest first
 	closed  bool
 	wg      sync.WaitGroup
+
+	sweepOnce sync.Once
+	sweepStop chan struct{}
 }
 
 // maxRefused is how many refusals the link list remembers.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -26,7 +27,12 @@ type leaf struct {
 	sess   *yamux.Session
 	status Status // fixed at link time; RTT and LastError below
 	ping   time.Duration
-	live   *Liveness
+	watch  *watch // nil only for links that are not WebSockets (tests)
+
+	// The desktops of the last report reconciled with the store, and
+	// when; only the report stream's goroutine uses them.
+	reconciled   []linkproto.Desktop
+	reconciledAt time.Time
 	errMu  sync.Mutex
 	err    string
 }
@@ -83,14 +89,13 @@ func (h *Hub) serveLeaf(conn *tls.Conn, hello linkproto.Hello, st Status) {
 	defer sess.Close()
 	st.Kind, st.State, st.Hub, st.SiteID, st.Since = "leaf", "up", h.Name, h.SiteID, now
 	st.Ping, st.Upstreams = linkproto.Duration(ping), hello.Upstreams
-	l := &leaf{hub: h, sess: sess, status: st, ping: ping, live: NewLiveness(conn, ping)}
+	l := &leaf{hub: h, sess: sess, status: st, ping: ping, watch: newWatch(conn, ping)}
 	if !h.add(l) {
 		return // the node is closing
 	}
 	h.Logger.Info("host linked", "host", host.Name, "id", host.ID, "remote", st.Address, "release", hello.Release)
 	h.writeState(l, lobby.HostUp, nil)
-	done := make(chan struct{})
-	go func() { defer close(done); l.pings() }()
+	h.startSweep()
 	for {
 		s, err := sess.AcceptStream()
 		if err != nil {
@@ -99,7 +104,6 @@ func (h *Hub) serveLeaf(conn *tls.Conn, hello linkproto.Hello, st Status) {
 		go l.serveStream(s)
 	}
 	sess.Close()
-	<-done
 	h.unlink(l)
 }
 
@@ -147,7 +151,7 @@ func (h *Hub) remove(l *leaf) bool {
 }
 
 // writeState records the host's link state (and a report, when given).
-func (h *Hub) writeState(l *leaf, state lobby.HostState, rep *linkproto.Report) {
+func (h *Hub) writeState(l *leaf, state lobby.HostState, rep *linkproto.Report) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	r := store.HostReport{State: state, SiteID: h.SiteID, Seen: h.now(), Address: l.status.Address, AgentVersion: l.status.Release}
@@ -159,21 +163,11 @@ func (h *Hub) writeState(l *leaf, state lobby.HostState, rep *linkproto.Report) 
 			}
 		}
 	}
-	if err := h.Store.SetHostReport(ctx, l.status.HostID, r); err != nil {
+	err := h.Store.SetHostReport(ctx, l.status.HostID, r)
+	if err != nil && !errors.Is(err, store.ErrRevoked) {
 		h.Logger.Warn("record host state", "host", l.status.Peer, "err", err)
 	}
-}
-
-// pings measures the round trip at the leaf's interval and ends a link
-// whose agent fell silent (see Liveness).
-func (l *leaf) pings() {
-	if l.live == nil {
-		return
-	}
-	if err := l.live.Run(l.sess.CloseChan(), true); err != nil {
-		l.setError(err.Error())
-		l.sess.Close()
-	}
+	return err
 }
 
 func (l *leaf) setError(msg string) {
@@ -216,17 +210,26 @@ func (l *leaf) apply(rep *linkproto.Report) {
 	for i, d := range rep.Desktops {
 		ds[i] = fromWire(d)
 	}
-	// A host revoked through another node is cut here at its next report.
-	if h, err := l.hub.Store.GetHost(ctx, l.status.HostID); err == nil && h.Revoked {
+	// A report whose desktops are those reconciled last time needs no
+	// reconciling: every change the node makes goes through a command,
+	// after which the agent reports. Now and then it is reconciled anyway,
+	// against changes made to the store by hand.
+	now := l.hub.now()
+	if !slices.Equal(rep.Desktops, l.reconciled) || now.Sub(l.reconciledAt) >= reconcileEvery {
+		if err := hostconn.Reconcile(ctx, l.hub.Store, l.status.HostID, ds, now); err != nil {
+			l.hub.Logger.Warn("reconcile host report", "host", l.status.Peer, "err", err)
+			l.setError("reconcile: " + err.Error())
+			l.reconciled = nil
+		} else {
+			l.reconciled, l.reconciledAt = rep.Desktops, now
+		}
+	}
+	// A host revoked through another node is cut here, at its next
+	// report.
+	if errors.Is(l.hub.writeState(l, lobby.HostUp, rep), store.ErrRevoked) {
 		l.setError("the host's certificate was revoked")
 		l.sess.Close()
-		return
 	}
-	if err := hostconn.Reconcile(ctx, l.hub.Store, l.status.HostID, ds, l.hub.now()); err != nil {
-		l.hub.Logger.Warn("reconcile host report", "host", l.status.Peer, "err", err)
-		l.setError("reconcile: " + err.Error())
-	}
-	l.hub.writeState(l, lobby.HostUp, rep)
 }
 
 // stream opens a stream to the leaf and sends open; ctx bounds the whole
@@ -320,8 +323,8 @@ func (h *Hub) Links() []Status {
 	out := make([]Status, 0, len(h.leaves)+len(h.refused))
 	for _, l := range h.leaves {
 		st := l.status
-		if l.live != nil {
-			st.RTTMillis = float64(l.live.RTT()) / 1e6
+		if l.watch != nil {
+			st.RTTMillis = float64(l.watch.RTT()) / 1e6
 		}
 		st.LastError = l.lastError()
 		out = append(out, st)
@@ -362,12 +365,64 @@ func (h *Hub) Cut(hostID, why string) bool {
 	return true
 }
 
+// reconcileEvery is how often a report is reconciled with the store even
+// when the host's desktops did not change.
+const reconcileEvery = 5 * time.Minute
+
+// sweepEvery is how often the hub checks its links' liveness.
+const sweepEvery = 250 * time.Millisecond
+
+// startSweep starts the hub's one liveness sweeper (see Heartbeat): one
+// goroutine for every link, instead of a timer each.
+func (h *Hub) startSweep() {
+	h.sweepOnce.Do(func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if !h.closed {
+			h.sweepStop = make(chan struct{})
+			go h.sweep(h.sweepStop)
+		}
+	})
+}
+
+func (h *Hub) sweep(stop <-chan struct{}) {
+	t := time.NewTicker(sweepEvery)
+	defer t.Stop()
+	var ls []*leaf
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-t.C:
+			h.mu.Lock()
+			ls = ls[:0]
+			for _, l := range h.leaves {
+				if l.watch != nil {
+					ls = append(ls, l)
+				}
+			}
+			h.mu.Unlock()
+			for _, l := range ls {
+				if err := l.watch.check(now); err != nil {
+					l.setError(err.Error())
+					h.unlink(l)
+					go l.sess.Close()
+				}
+			}
+			clear(ls) // keep no ended link alive until the next sweep
+		}
+	}
+}
+
 // Close ends every link (the node is stopping) and waits for them.
 // Http.Server.Shutdown does not close upgraded connections, so the node
 // calls this.
 func (h *Hub) Close() {
 	h.mu.Lock()
 	h.closed = true
+	if h.sweepStop != nil {
+		close(h.sweepStop)
+	}
 	ls := make([]*leaf, 0, len(h.leaves))
 	for _, l := range h.leaves {
 		ls = append(ls, l)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	mrand "math/rand/v2"
 	"crypto/sha1" //nolint:gosec // RFC 6455 fixes SHA-1 for Sec-WebSocket-Accept; it is not a security boundary
 	"crypto/tls"
 	"encoding/base64"
@@ -18,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"lobby/internal/linkproto"
@@ -48,7 +50,7 @@ const (
 )
 
 const (
-	wsReadBuffer = 64 << 10
+	wsReadBuffer = 4 << 10 // larger reads bypass it; every link has one
 	// wsMaxFrame splits a large write into frames, bounding the buffer a
 	// write needs. TLS writes records of at most ~16 KiB, so in practice a
 	// frame is one record.
@@ -507,64 +509,129 @@ func wsOf(c net.Conn) *WS {
 	}
 }
 
-// Liveness keeps watch over a link: the hub pings its WebSocket every
-// interval (the pong's payload carries the send time, so each pong is a
-// round trip), and either side ends the link when nothing at all has
-// arrived for three intervals. The agent only watches: the hub's pings
-// reach it every interval, and its reader answers them.
-type Liveness struct {
-	ws       *WS
-	interval time.Duration
-	base     time.Time
-	rtt      atomic.Int64
-}
+// A link proves itself alive both ways without waking the node for every
+// link at every interval more than once:
+//   - the agent sends a heartbeat (an unsolicited pong, which RFC 6455
+//     §5.5.3 allows) every ping interval; the node's reader takes it in
+//     without a reply, and the node's sweeper ends a link that was silent
+//     for three intervals;
+//   - the node pings every RTTEvery intervals (the round trip shown in the
+//     link list); the agent ends a link that heard nothing from the node
+//     for three of those, and its kernel ends it sooner when heartbeats go
+//     unacknowledged (TCP_USER_TIMEOUT, SilentAfter).
 
-// NewLiveness watches the link whose TLS (or WebSocket) connection is c;
-// nil when c is not a link.
-func NewLiveness(c net.Conn, interval time.Duration) *Liveness {
+// RTTEvery is how many ping intervals the node lets pass between its
+// round-trip pings.
+const RTTEvery = 10
+
+// SilentAfter is how long a link may go without a sign of its peer: three
+// intervals, and no less than 5 s for the kernel's retransmissions.
+func SilentAfter(interval time.Duration) time.Duration { return max(3*interval, 5*time.Second) }
+
+// ErrSilent says a link's peer sent nothing for too long.
+var ErrSilent = errors.New("the peer sent nothing")
+
+// Heartbeat is the agent's side: it sends a heartbeat every interval
+// until done is closed, and returns ErrSilent once the node has sent
+// nothing for three of its round-trip pings.
+func Heartbeat(c net.Conn, interval time.Duration, done <-chan struct{}) error {
 	ws := wsOf(c)
 	if ws == nil {
 		return nil
 	}
-	l := &Liveness{ws: ws, interval: interval, base: time.Now()}
-	ws.OnPong(func(p []byte) {
-		if len(p) == 8 {
-			sent := time.Duration(binary.BigEndian.Uint64(p))
-			if rtt := time.Since(l.base) - sent; rtt >= 0 {
-				l.rtt.Store(int64(rtt))
-			}
-		}
-	})
 	ws.lastRead.Store(time.Now().UnixNano())
-	return l
-}
-
-// RTT is the latest round trip (zero before the first pong).
-func (l *Liveness) RTT() time.Duration { return time.Duration(l.rtt.Load()) }
-
-// ErrSilent says a link's peer sent nothing for three intervals.
-var ErrSilent = errors.New("the peer sent nothing for three ping intervals")
-
-// Run pings (when ping is set) every interval until done is closed, and
-// returns ErrSilent (or the ping's write error) once the peer is silent.
-func (l *Liveness) Run(done <-chan struct{}, ping bool) error {
-	t := time.NewTicker(l.interval)
+	limit := 3 * RTTEvery * interval
+	t := time.NewTicker(interval)
 	defer t.Stop()
-	var payload [8]byte
 	for {
 		select {
 		case <-done:
 			return nil
 		case now := <-t.C:
-			if now.Sub(l.ws.LastRead()) > 3*l.interval {
-				return fmt.Errorf("%w (%s)", ErrSilent, 3*l.interval)
+			if silent := now.Sub(ws.LastRead()); silent > limit {
+				return fmt.Errorf("%w for %s", ErrSilent, silent.Round(time.Millisecond))
 			}
-			if ping {
-				binary.BigEndian.PutUint64(payload[:], uint64(time.Since(l.base)))
-				if err := l.ws.Ping(payload[:]); err != nil {
-					return fmt.Errorf("ping: %w", err)
-				}
+			if err := ws.writeFrame(opPong, nil); err != nil {
+				return fmt.Errorf("heartbeat: %w", err)
 			}
 		}
 	}
 }
+
+// SetUserTimeout makes the kernel end the link's TCP connection when
+// bytes sent stay unacknowledged for d (TCP_USER_TIMEOUT), so that a
+// leaf finds a dead path as soon as its heartbeats go unanswered.
+func SetUserTimeout(c net.Conn, d time.Duration) error {
+	ws := wsOf(c)
+	if ws == nil {
+		return nil
+	}
+	under := ws.conn
+	if u, ok := under.(*upgraded); ok {
+		under = u.Conn
+	}
+	sc, ok := under.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	err = raw.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, tcpUserTimeout, int(d.Milliseconds()))
+	})
+	return errors.Join(err, serr)
+}
+
+// watch is the node's record of one link's liveness (see Hub.sweep).
+type watch struct {
+	ws       *WS
+	interval time.Duration
+	base     time.Time
+	nextRTT  time.Time
+	rtt      atomic.Int64
+}
+
+func newWatch(c net.Conn, interval time.Duration) *watch {
+	ws := wsOf(c)
+	if ws == nil {
+		return nil
+	}
+	now := time.Now()
+	w := &watch{ws: ws, interval: interval, base: now,
+		// Spread the round trips of links that came up together.
+		nextRTT: now.Add(time.Duration(mrand.Int64N(int64(RTTEvery * interval))))}
+	ws.OnPong(func(p []byte) {
+		if len(p) == 8 { // a heartbeat has no payload
+			sent := time.Duration(binary.BigEndian.Uint64(p))
+			if rtt := time.Since(w.base) - sent; rtt >= 0 {
+				w.rtt.Store(int64(rtt))
+			}
+		}
+	})
+	ws.lastRead.Store(now.UnixNano())
+	return w
+}
+
+// RTT is the latest round trip (zero before the first).
+func (w *watch) RTT() time.Duration { return time.Duration(w.rtt.Load()) }
+
+// check reports a silent link, and sends the round-trip ping when due.
+func (w *watch) check(now time.Time) error {
+	if silent := now.Sub(w.ws.LastRead()); silent > 3*w.interval {
+		return fmt.Errorf("%w for %s (its ping interval is %s)", ErrSilent, silent.Round(time.Millisecond), w.interval)
+	}
+	if now.After(w.nextRTT) {
+		w.nextRTT = now.Add(RTTEvery * w.interval)
+		var p [8]byte
+		binary.BigEndian.PutUint64(p[:], uint64(now.Sub(w.base)))
+		// Not on the sweeper: a write can wait behind a console's.
+		go func() { _ = w.ws.Ping(p[:]) }()
+	}
+	return nil
+}
+
+// tcpUserTimeout is TCP_USER_TIMEOUT (linux/tcp.h).
+const tcpUserTimeout = 0x12

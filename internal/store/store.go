@@ -19,6 +19,8 @@ var (
 	// ErrConflict: a unique constraint or a state check failed (name taken,
 	// desktop already assigned).
 	ErrConflict = errors.New("conflict")
+	// ErrRevoked: the host's certificate was revoked (SetHostReport).
+	ErrRevoked = errors.New("host revoked")
 	// ErrExhausted: AssignFree found no free running desktop in the pool.
 	ErrExhausted = errors.New("no free desktop")
 	// ErrSchemaTooNew: the database was migrated by a newer Lobby than this
@@ -212,7 +214,8 @@ type Queries interface {
 	RevokeHost(ctx context.Context, id string) error
 	// SetHostReport records a report of a linked host; a revoked host
 	// stays down whatever the report says (a report in flight when it was
-	// revoked). ErrNotFound.
+	// revoked), and the report's other fields are recorded with
+	// ErrRevoked, so that the node cuts its link. ErrNotFound.
 	SetHostReport(ctx context.Context, id string, r HostReport) error
 	// DeleteHost removes a host; ErrConflict while it still has desktops
 	// (their records must go first), ErrNotFound.

@@ -107,12 +107,29 @@ func (q *queries) RevokeHost(ctx context.Context, id string) error {
 // while it is revoked, whatever the report says), site, last seen, link
 // address, agent version and metrics; ErrNotFound.
 func (q *queries) SetHostReport(ctx context.Context, id string, r store.HostReport) error {
-	return q.execOne(ctx, fmt.Sprintf("set report of host %q", id),
-		`UPDATE hosts SET state = CASE WHEN revoked THEN ? ELSE ? END, site_id = ?, last_seen = ?,
+	what := fmt.Sprintf("set report of host %q", id)
+	set := func(state lobby.HostState, cond string) (int64, error) {
+		res, err := q.exec(ctx, `UPDATE hosts SET state = ?, site_id = ?, last_seen = ?,
 			address = ?, agent_version = ?, cpu_percent = ?, mem_total = ?, mem_used = ?, desktops_running = ?
-		WHERE id = ?`,
-		string(lobby.HostDown), string(r.State), r.SiteID, q.d.t(r.Seen),
-		r.Address, r.AgentVersion, r.CPUPercent, r.MemTotal, r.MemUsed, r.Running, id)
+		WHERE id = ?`+cond,
+			string(state), r.SiteID, q.d.t(r.Seen),
+			r.Address, r.AgentVersion, r.CPUPercent, r.MemTotal, r.MemUsed, r.Running, id)
+		if err != nil {
+			return 0, q.d.wrap(err, what)
+		}
+		return res.RowsAffected()
+	}
+	// One statement for a host in good standing, the usual case; a
+	// revoked host's report is recorded down, and said so.
+	if n, err := set(r.State, " AND NOT revoked"); err != nil || n == 1 {
+		return err
+	}
+	if n, err := set(lobby.HostDown, ""); err != nil {
+		return err
+	} else if n == 0 {
+		return fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	}
+	return fmt.Errorf("%s: %w", what, store.ErrRevoked)
 }
 
 // DeleteHost deletes a host without desktops; ErrNotFound, or ErrConflict

@@ -236,7 +236,7 @@ func testHostLinks(t *testing.T, f *fixture) {
 	want.Revoked, want.State = true, lobby.HostDown
 	check("revoked")
 	r.Seen, r.CPUPercent, r.Running = at(2*time.Minute), 12.25, 3
-	must(t, f.s.SetHostReport(f.ctx, h.ID, r))
+	wantErr(t, f.s.SetHostReport(f.ctx, h.ID, r), store.ErrRevoked)
 	want.LastSeen, want.CPUPercent, want.Running = at(2*time.Minute).Truncate(time.Microsecond), 12.25, 3
 	check("reported while revoked")
 
