@@ -33,8 +33,8 @@ type leaf struct {
 	// when; only the report stream's goroutine uses them.
 	reconciled   []linkproto.Desktop
 	reconciledAt time.Time
-	errMu  sync.Mutex
-	err    string
+	errMu        sync.Mutex
+	err          string
 }
 
 var _ hostconn.Conn = (*leaf)(nil)
