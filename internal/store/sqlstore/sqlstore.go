@@ -187,6 +187,12 @@ func (s *Store) SchemaVersion(ctx context.Context) (int64, error) {
 	return v.Int64, nil
 }
 
+// Schema returns the schema's version and compatible floor (a node
+// reads them at each heartbeat).
+func (s *Store) Schema(ctx context.Context) (store.Schema, error) {
+	return schemaOf(ctx, s.cfg.Reader)
+}
+
 // Ping checks that the database answers, through the writer (and the
 // reader, when there is one of its own).
 func (s *Store) Ping(ctx context.Context) error {
