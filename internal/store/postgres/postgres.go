@@ -49,8 +49,8 @@ type DB struct {
 type Options struct {
 	Logger *slog.Logger // nil: slog.Default()
 	// NoMigrate leaves an older schema as it is (sqlstore.Check instead
-	// of sqlstore.Migrate): the node then runs in maintenance mode until
-	// `lobby admin db migrate`.
+	// of sqlstore.Migrate), for a node that runs in maintenance mode until
+	// `lobby admin db migrate`, or for that command.
 	NoMigrate bool
 }
 

@@ -74,10 +74,24 @@ func TestSchemaUpgrades(t *testing.T) {
 	})
 }
 
+// TestNoMigrateEmptyDatabase: opened without migrating, an empty
+// database stays empty, and a node refuses to run on it.
 func TestNoMigrateEmptyDatabase(t *testing.T) {
-	_, err := OpenWith(t.Context(), pgtest.URL(t), Options{NoMigrate: true})
-	if err == nil || !strings.Contains(err.Error(), "no Lobby schema yet") {
-		t.Fatalf("OpenWith(NoMigrate) of an empty database: %v", err)
+	db, err := OpenWith(t.Context(), pgtest.URL(t), Options{NoMigrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	s, err := db.Schema(t.Context())
+	if err != nil || s != (store.Schema{}) {
+		t.Fatalf("Schema of an empty database = %+v, %v", s, err)
+	}
+	if err := sqlstore.CheckNoMigrate(s); err == nil || !strings.Contains(err.Error(), "no Lobby schema yet") {
+		t.Fatalf("CheckNoMigrate of an empty database: %v", err)
+	}
+	var n int
+	if err := db.Pool().QueryRow(t.Context(), `SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d tables in the database after opening it without migrating (%v)", n, err)
 	}
 }
 

@@ -52,8 +52,8 @@ type DB struct {
 type Options struct {
 	Logger *slog.Logger // nil: slog.Default()
 	// NoMigrate leaves an older schema as it is (sqlstore.Check instead
-	// of sqlstore.Migrate): the node then runs in maintenance mode until
-	// `lobby admin db migrate`. The file must exist.
+	// of sqlstore.Migrate), for a node that runs in maintenance mode until
+	// `lobby admin db migrate`, or for that command. The file must exist.
 	NoMigrate bool
 }
 

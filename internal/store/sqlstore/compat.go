@@ -202,24 +202,27 @@ func Pending(ctx context.Context, cfg MigrateConfig) (store.Schema, []Step, erro
 	return cur, out, nil
 }
 
-// Check is what a node started without migrating (--no-migrate) does
-// instead of Migrate: it reads the schema, refuses a database this binary
-// may not run on (store.ErrSchemaTooNew) or one too old to run on even in
-// maintenance mode, and leaves the rest to the node (maintenance mode on
-// an older schema, until `lobby admin db migrate`).
+// Check is what opening a database without migrating it does instead of
+// Migrate: it reads the schema and refuses a database this binary may not
+// run on (store.ErrSchemaTooNew); an older one is left as it is.
 func Check(ctx context.Context, cfg MigrateConfig) (store.Schema, error) {
 	cur, err := readSchema(ctx, cfg.DB, cfg.Dialect)
-	switch {
-	case err != nil:
-		return cur, err
-	case cur.State(cfg.known()) == store.SchemaIncompatible:
-		return cur, cur.TooNew(cfg.known())
-	case cur.Version == 0:
-		return cur, errors.New("the database has no Lobby schema yet: start without --no-migrate (it creates the schema), or run `lobby admin db migrate` first")
-	case cur.Version < minNoMigrate:
-		return cur, fmt.Errorf("the database's schema version is %d, too old to run on without migrating (--no-migrate needs %d or later): run `lobby admin db migrate` first, or start without --no-migrate", cur.Version, minNoMigrate)
+	if err == nil && cur.State(cfg.known()) == store.SchemaIncompatible {
+		err = cur.TooNew(cfg.known())
 	}
-	return cur, nil
+	return cur, err
+}
+
+// CheckNoMigrate refuses to run a node on schema s without migrating it
+// (--no-migrate, maintenance mode) when s is too old even for that.
+func CheckNoMigrate(s store.Schema) error {
+	switch {
+	case s.Version == 0:
+		return errors.New("the database has no Lobby schema yet: start without --no-migrate (it creates the schema), or run `lobby admin db migrate` first")
+	case s.Version < minNoMigrate:
+		return fmt.Errorf("the database's schema version is %d, too old to run on without migrating (--no-migrate needs %d or later): run `lobby admin db migrate` first, or start without --no-migrate", s.Version, minNoMigrate)
+	}
+	return nil
 }
 
 // testMigration is a migration of a test release (build tags

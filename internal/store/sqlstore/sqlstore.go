@@ -188,9 +188,10 @@ func (s *Store) SchemaVersion(ctx context.Context) (int64, error) {
 }
 
 // Schema returns the schema's version and compatible floor (a node
-// reads them at each heartbeat).
+// reads them at each heartbeat); version 0 when the database has no
+// schema (opened without migrating).
 func (s *Store) Schema(ctx context.Context) (store.Schema, error) {
-	return schemaOf(ctx, s.cfg.Reader)
+	return readSchema(ctx, s.cfg.Reader, s.cfg.Dialect)
 }
 
 // Ping checks that the database answers, through the writer (and the
