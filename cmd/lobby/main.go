@@ -38,6 +38,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return runAgent(ctx, args[1:], stdout, stderr, os.Getenv)
 		case "bench":
 			return runBench(ctx, args[1:], stdout, stderr)
+		case "admin":
+			if len(args) >= 3 && args[1] == "db" && args[2] == "migrate" {
+				return runDBMigrate(ctx, args[3:], stdout, stderr, os.Getenv)
+			}
 		case "--version":
 			fmt.Fprintln(stdout, "lobby", version)
 			return 0

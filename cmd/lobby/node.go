@@ -51,6 +51,7 @@ func (m *Main) ParseFlags(cmd string, args []string) error {
 		fs.StringVar(&c.TLSCert, "tls-cert", "", "TLS certificate file (PEM); default: a self-signed certificate in --data")
 		fs.StringVar(&c.TLSKey, "tls-key", "", "TLS private key file (PEM)")
 		fs.BoolVar(&c.PlainHTTP, "plain-http", false, "serve plain HTTP (only behind a TLS-terminating load balancer)")
+		fs.BoolVar(&c.NoMigrate, "no-migrate", false, "do not migrate an older database schema: run in maintenance mode (administrators only) until `lobby admin db migrate`")
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -146,6 +147,10 @@ func (m *Main) banner() {
 		store = "PostgreSQL"
 	}
 	fmt.Fprintf(w, "  Store:       %s, site ID %d\n", store, c.SiteID)
+	if why := s.Member.Maintenance(); why != "" {
+		fmt.Fprintf(w, "  Maintenance: %s\n", why)
+		fmt.Fprintf(w, "               (only administrators can sign in until then)\n")
+	}
 	if m.dev {
 		fmt.Fprintf(w, "  Demo:        pool \"demo\" (%d desktops, starting in the background)\n", c.Demo)
 		fmt.Fprintf(w, "  Or:          lobby login --server %s --user admin && lobby connect demo\n", s.URL())

@@ -37,9 +37,12 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	secret, tok, u, err := s.Auth.Login(r.Context(), req.Username, req.Password)
 	if err != nil {
-		if k := lobby.ErrorKind(err); k == lobby.KindUnauthorized || k == lobby.KindForbidden {
+		switch lobby.ErrorKind(err) {
+		case lobby.KindUnauthorized, lobby.KindForbidden:
 			s.Throttle.Fail(req.Username, addr)
 			_ = s.Store.AppendAudit(r.Context(), &lobby.AuditEvent{At: s.Auth.Now(), Actor: req.Username, Action: "user.login_failed", Target: req.Username, Remote: addr})
+		case lobby.KindMaintenance:
+			_ = s.Store.AppendAudit(r.Context(), &lobby.AuditEvent{At: s.Auth.Now(), Actor: req.Username, Action: "user.login_refused", Target: req.Username, Detail: "maintenance mode", Remote: addr})
 		}
 		return err
 	}

@@ -41,6 +41,10 @@ type Service struct {
 	Now       func() time.Time
 	TokenTTL  time.Duration
 	TicketTTL time.Duration
+	// Maintenance says why the node is in maintenance mode, "" when it is
+	// not; nil means never. In maintenance mode only administrators sign
+	// in and use their tokens.
+	Maintenance func() string
 
 	dummyHash string      // verified against for unknown users, so timing does not reveal them
 	tokens    *tokenCache // nil: every Authenticate reads the store
@@ -89,6 +93,9 @@ func (s *Service) CheckPassword(ctx context.Context, username, password string) 
 // Login checks the password and issues a bearer token.
 func (s *Service) Login(ctx context.Context, username, password string) (secret string, tok *store.Token, u *lobby.User, err error) {
 	u, err = s.CheckPassword(ctx, username, password)
+	if err == nil {
+		err = s.admit(u)
+	}
 	if err != nil {
 		return "", nil, nil, err
 	}
@@ -115,7 +122,18 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (*lobby.User,
 	if !strings.HasPrefix(secret, tokenPrefix) {
 		return nil, nil, lobby.Errorf(lobby.KindUnauthorized, "the bearer token is not a Lobby token: sign in again")
 	}
-	hash := hashSecret(secret)
+	u, tok, err := s.resolve(ctx, hashSecret(secret))
+	if err == nil {
+		err = s.admit(u)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return u, tok, nil
+}
+
+// resolve finds a token's user in the cache, or in the store.
+func (s *Service) resolve(ctx context.Context, hash string) (*lobby.User, *store.Token, error) {
 	if s.tokens == nil {
 		return s.authenticate(ctx, hash)
 	}
@@ -129,6 +147,19 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (*lobby.User,
 		s.tokens.put(hash, u, tok, epoch, now)
 	}
 	return u, tok, err
+}
+
+// admit lets u in unless the node is in maintenance mode and u is not a
+// full administrator.
+func (s *Service) admit(u *lobby.User) error {
+	if s.Maintenance == nil || u.Role == lobby.RoleAdmin {
+		return nil
+	}
+	why := s.Maintenance()
+	if why == "" {
+		return nil
+	}
+	return lobby.Errorf(lobby.KindMaintenance, "this Lobby node is in maintenance mode (%s), so only administrators can sign in here: try again in a few minutes, or sign in through another node", why)
 }
 
 // RevokeToken revokes a token (signing out) and forgets it at once.

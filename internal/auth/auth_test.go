@@ -249,3 +249,69 @@ func TestTokenCacheForgetsRevoked(t *testing.T) {
 		refused(t, secret2)
 	})
 }
+
+// TestMaintenanceAdmitsAdministratorsOnly: in maintenance mode a user
+// and an operator can neither sign in nor use a token they hold (cached
+// or not), with the reason and what to do; an administrator can; out of
+// maintenance mode, everyone again.
+func TestMaintenanceAdmitsAdministratorsOnly(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "lobby.db"), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	h := NewHasher(cheap, 1)
+	s, err := New(ctx, st, h, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	why := ""
+	s.Maintenance = func() string { return why }
+	tokens := map[lobby.Role]string{}
+	for _, role := range []lobby.Role{lobby.RoleUser, lobby.RoleOperator, lobby.RoleAdmin} {
+		hash, _ := h.Hash(ctx, "pw-"+string(role))
+		if err := st.CreateUser(ctx, &lobby.User{Username: string(role), Role: role}, hash); err != nil {
+			t.Fatal(err)
+		}
+		secret, _, _, err := s.Login(ctx, string(role), "pw-"+string(role))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens[role] = secret
+		if _, _, err := s.Authenticate(ctx, secret); err != nil { // now cached
+			t.Fatal(err)
+		}
+	}
+
+	why = "database schema 10, this node expects 12: run `lobby admin db migrate`"
+	for _, role := range []lobby.Role{lobby.RoleUser, lobby.RoleOperator} {
+		_, _, _, err := s.Login(ctx, string(role), "pw-"+string(role))
+		if lobby.ErrorKind(err) != lobby.KindMaintenance || !strings.Contains(err.Error(), why) || !strings.Contains(err.Error(), "only administrators") {
+			t.Errorf("%s signs in during maintenance: %v", role, err)
+		}
+		if u, tok, err := s.Authenticate(ctx, tokens[role]); lobby.ErrorKind(err) != lobby.KindMaintenance || u != nil || tok != nil {
+			t.Errorf("%s's token during maintenance: %v, %v, %v", role, u, tok, err)
+		}
+	}
+	// A wrong password is still just that, not a maintenance answer that
+	// would tell which accounts exist.
+	if _, _, _, err := s.Login(ctx, "user", "wrong"); lobby.ErrorKind(err) != lobby.KindUnauthorized {
+		t.Errorf("wrong password during maintenance: %v", err)
+	}
+	if _, _, _, err := s.Login(ctx, "admin", "pw-admin"); err != nil {
+		t.Errorf("administrator signs in during maintenance: %v", err)
+	}
+	if _, _, err := s.Authenticate(ctx, tokens[lobby.RoleAdmin]); err != nil {
+		t.Errorf("administrator's token during maintenance: %v", err)
+	}
+
+	why = ""
+	if _, _, err := s.Authenticate(ctx, tokens[lobby.RoleUser]); err != nil {
+		t.Errorf("user's token after maintenance: %v", err)
+	}
+	if _, _, _, err := s.Login(ctx, "user", "pw-user"); err != nil {
+		t.Errorf("user signs in after maintenance: %v", err)
+	}
+}

@@ -139,7 +139,7 @@ func printHelp(w io.Writer) {
 	}
 	tw.Flush()
 	fmt.Fprint(w, `
-Server-side commands (run by cmd/lobby): server, dev, agent.
+Server-side commands (run by cmd/lobby): server, dev, agent, admin db migrate.
 
 Every list and show takes --json. Flags may come before or after arguments.
 Run "lobby <command> -h" for a command's flags.

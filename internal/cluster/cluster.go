@@ -1,7 +1,9 @@
 // Package cluster keeps a node's place in the cluster: its row in the
-// store (one live process per site ID, kept by a heartbeat) and the lease
-// of the singleton duties (pool stocking, release timers), which one node
-// holds at a time, in a term that grows at each change of holder.
+// store (one live process per site ID, kept by a heartbeat), its mode
+// (normal, draining, or maintenance while the database's schema is one its
+// binary may not serve), and the lease of the singleton duties (pool
+// stocking, release timers), which one node holds at a time, in a term
+// that grows at each change of holder.
 package cluster
 
 import (
@@ -26,8 +28,12 @@ const DefaultStaleAfter = 10 * time.Second
 
 // Config configures a member. Zero durations take the defaults.
 type Config struct {
-	Store  store.Store
-	Node   lobby.Node // SiteID, Name, Address, Version, SchemaVersion
+	Store store.Store
+	// Node is this node: SiteID, Name, Address, Version, and in
+	// SchemaVersion the schema version its binary knows. When that is
+	// not 0, each heartbeat reads the database's schema too, and the node
+	// is in maintenance mode while it may not serve it (store.Schema).
+	Node   lobby.Node
 	Logger *slog.Logger
 	Now    func() time.Time
 
@@ -75,8 +81,9 @@ type Member struct {
 	term   atomic.Int64
 	lost   atomic.Bool
 
-	mu   sync.Mutex
-	mode lobby.NodeMode
+	mu     sync.Mutex
+	mode   lobby.NodeMode
+	reason string // why it is in maintenance mode
 }
 
 // DuplicateSiteError refuses a node whose site ID a live node holds.
@@ -109,9 +116,17 @@ func Join(ctx context.Context, cfg Config) (*Member, error) {
 	if m.mode == "" {
 		m.mode = lobby.NodeNormal
 	}
+	reason, err := m.schemaReason(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if reason != "" {
+		m.mode, m.reason = lobby.NodeMaintenance, reason
+		m.log.Warn("this node starts in maintenance mode: only administrators can sign in", "reason", reason)
+	}
 	n := cfg.Node
 	n.Mode, n.Started, n.Heartbeat = m.mode, cfg.Now(), cfg.Now()
-	err := cfg.Store.RegisterNode(ctx, &n, m.instance, n.Heartbeat.Add(-cfg.StaleAfter))
+	err = cfg.Store.RegisterNode(ctx, &n, m.instance, n.Heartbeat.Add(-cfg.StaleAfter))
 	if errors.Is(err, store.ErrConflict) {
 		err = m.takeOver(ctx, &n)
 	}
@@ -181,9 +196,41 @@ func (m *Member) SetMode(mode lobby.NodeMode) {
 	m.mu.Unlock()
 }
 
-// campaign tries to take or renew the singleton lease once.
+// Maintenance says why this node is in maintenance mode (the database's
+// schema against its binary's, and what to do); "" when it is not.
+func (m *Member) Maintenance() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case m.mode != lobby.NodeMaintenance:
+		return ""
+	case m.reason == "":
+		return "an operator set it"
+	}
+	return m.reason
+}
+
+// schemaReason reads the database's schema: why this node may not serve
+// it, or "".
+func (m *Member) schemaReason(ctx context.Context) (string, error) {
+	binary := m.cfg.Node.SchemaVersion
+	if binary == 0 {
+		return "", nil
+	}
+	s, err := m.cfg.Store.Schema(ctx)
+	if err != nil {
+		return "", fmt.Errorf("read the database's schema version: %w", err)
+	}
+	return s.Maintenance(binary), nil
+}
+
+// campaign tries to take or renew the singleton lease once. A node that
+// is draining or in maintenance mode gives it up at once.
 func (m *Member) campaign(ctx context.Context) {
-	if m.lost.Load() || m.Mode() == lobby.NodeDraining {
+	if mode := m.Mode(); m.lost.Load() || mode == lobby.NodeDraining || mode == lobby.NodeMaintenance {
+		if m.leader.Load() && !m.lost.Load() {
+			_ = m.cfg.Store.ReleaseLease(ctx, SingletonLease, m.instance)
+		}
 		m.setLeader(false, 0)
 		return
 	}
@@ -237,18 +284,60 @@ func (m *Member) Run(ctx context.Context) {
 
 func (m *Member) beat(ctx context.Context) {
 	mode, err := m.cfg.Store.Heartbeat(ctx, m.cfg.Node.SiteID, m.instance, m.cfg.Now())
-	if err == nil && mode != m.Mode() {
-		m.log.Info("node mode changed", "mode", mode)
-		m.SetMode(mode)
-	}
 	switch {
 	case errors.Is(err, store.ErrConflict):
 		if !m.lost.Swap(true) {
 			m.log.Error("another process took over this node's site ID (this node was thought dead): it stops taking work; restart it", "site_id", m.cfg.Node.SiteID)
 			m.setLeader(false, 0)
 		}
-	case err != nil && ctx.Err() == nil:
-		m.log.Warn("heartbeat", "err", err)
+		return
+	case err != nil:
+		if ctx.Err() == nil {
+			m.log.Warn("heartbeat", "err", err)
+		}
+		return
+	}
+	if m.cfg.Node.SchemaVersion == 0 {
+		m.follow(mode, "")
+		return
+	}
+	reason, err := m.schemaReason(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			m.log.Warn("heartbeat", "err", err)
+		}
+		return
+	}
+	// The schema decides maintenance mode, over what the row says; the
+	// row shows it, so that `lobby nodes list` does too.
+	want := mode
+	switch {
+	case reason != "" && mode != lobby.NodeMaintenance:
+		want = lobby.NodeMaintenance
+	case reason == "" && mode == lobby.NodeMaintenance:
+		want = lobby.NodeNormal
+	}
+	if want != mode {
+		if err := m.cfg.Store.SetNodeMode(ctx, m.cfg.Node.SiteID, want); err != nil {
+			m.log.Warn("record this node's mode", "mode", want, "err", err)
+		}
+	}
+	m.follow(want, reason)
+}
+
+// follow takes up a mode (and the reason for maintenance mode).
+func (m *Member) follow(mode lobby.NodeMode, reason string) {
+	m.mu.Lock()
+	was, wasWhy := m.mode, m.reason
+	m.mode, m.reason = mode, reason
+	m.mu.Unlock()
+	switch {
+	case mode == lobby.NodeMaintenance && (was != mode || reason != wasWhy):
+		m.log.Warn("this node is in maintenance mode: only administrators can sign in", "reason", reason)
+	case was == lobby.NodeMaintenance && mode != was:
+		m.log.Info("this node leaves maintenance mode: the database's schema is one it serves", "mode", mode)
+	case was != mode:
+		m.log.Info("node mode changed", "mode", mode)
 	}
 }
 

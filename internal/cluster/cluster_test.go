@@ -13,6 +13,7 @@ import (
 	"lobby/internal/lobby"
 	"lobby/internal/store"
 	"lobby/internal/store/sqlite"
+	"lobby/internal/store/sqlstore"
 )
 
 func openStore(t *testing.T) store.Store {
@@ -137,5 +138,61 @@ func TestLostSiteID(t *testing.T) {
 	eventually(t, "node-a notices it lost its site ID", a.Lost)
 	if a.Leader() {
 		t.Error("a node that lost its site ID still leads")
+	}
+}
+
+// TestMaintenanceFollowsTheSchema moves the database's schema under a
+// running node: contracted beyond its binary, the node goes to
+// maintenance mode (and says so in its row, and gives the singleton duties
+// up); compatible again, it comes back.
+func TestMaintenanceFollowsTheSchema(t *testing.T) {
+	t.Parallel()
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "lobby.db"), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	cfg := config(db, 1, "node-a")
+	cfg.Node.SchemaVersion = sqlstore.SchemaVersion
+	m, _ := start(t, cfg)
+	eventually(t, "node-a leads", m.Leader)
+	if m.Mode() != lobby.NodeNormal || m.Maintenance() != "" {
+		t.Fatalf("on its own schema: mode %s, maintenance %q", m.Mode(), m.Maintenance())
+	}
+	rowMode := func() lobby.NodeMode {
+		n, err := db.GetNode(context.Background(), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n.Mode
+	}
+
+	floor := func(v int64) {
+		if _, err := db.Writer().Exec(`UPDATE schema_compat SET floor_version = ?`, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	floor(sqlstore.SchemaVersion + 1) // a newer release contracted it
+	eventually(t, "node-a is in maintenance mode", func() bool {
+		return m.Mode() == lobby.NodeMaintenance && rowMode() == lobby.NodeMaintenance && !m.Leader()
+	})
+	if why := m.Maintenance(); !strings.Contains(why, "upgrade this node") {
+		t.Errorf("maintenance reason = %q", why)
+	}
+	floor(0)
+	eventually(t, "node-a is back to normal and leads", func() bool {
+		return m.Mode() == lobby.NodeNormal && rowMode() == lobby.NodeNormal && m.Leader() && m.Maintenance() == ""
+	})
+
+	// A binary that expects a newer schema than the database's (started
+	// without migrating) starts in maintenance mode.
+	newer := config(db, 2, "node-b")
+	newer.Node.SchemaVersion = sqlstore.SchemaVersion + 1
+	b, _ := start(t, newer)
+	if b.Mode() != lobby.NodeMaintenance || !strings.Contains(b.Maintenance(), "lobby admin db migrate") {
+		t.Fatalf("node-b: mode %s, maintenance %q", b.Mode(), b.Maintenance())
+	}
+	if n, err := db.GetNode(context.Background(), 2); err != nil || n.Mode != lobby.NodeMaintenance {
+		t.Fatalf("node-b's row = %+v, %v; want maintenance", n, err)
 	}
 }

@@ -126,8 +126,14 @@ type process struct {
 // (this process's, without LOBBY_* settings).
 func start(tb testing.TB, name string, env []string, args ...string) *process {
 	tb.Helper()
+	return startBin(tb, lobbyBin, name, env, args...)
+}
+
+// startBin is start with another build of lobby.
+func startBin(tb testing.TB, bin, name string, env []string, args ...string) *process {
+	tb.Helper()
 	p := &process{name: name, done: make(chan struct{})}
-	p.cmd = exec.Command(lobbyBin, args...)
+	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = append(cleanEnv(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -63,8 +63,11 @@ func Error(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) 
 	if lobby.ErrorKind(err) == lobby.KindInternal && log != nil {
 		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	if lobby.ErrorKind(err) == lobby.KindUnauthorized {
+	switch lobby.ErrorKind(err) {
+	case lobby.KindUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="lobby"`)
+	case lobby.KindMaintenance:
+		w.Header().Set("Retry-After", "60")
 	}
 	Write(w, Status(err), body)
 }

@@ -34,6 +34,7 @@ import (
 	"lobby/internal/store"
 	"lobby/internal/store/postgres"
 	"lobby/internal/store/sqlite"
+	"lobby/internal/store/sqlstore"
 	"lobby/internal/web"
 )
 
@@ -55,6 +56,10 @@ type Config struct {
 	// AdminPassword is the first administrator's password when the store
 	// has none (LOBBY_ADMIN_PASSWORD); empty generates one.
 	AdminPassword string
+
+	// NoMigrate leaves an older schema as it is: the node then runs in
+	// maintenance mode until `lobby admin db migrate`.
+	NoMigrate bool
 
 	// LocalAgent runs an in-process host agent for desktops on this machine.
 	LocalAgent  bool
@@ -202,19 +207,26 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 
 func (s *Server) openStore(ctx context.Context) error {
 	if s.cfg.Postgres != "" {
-		db, err := postgres.Open(ctx, s.cfg.Postgres, s.log)
+		db, err := postgres.OpenWith(ctx, s.cfg.Postgres, postgres.Options{Logger: s.log, NoMigrate: s.cfg.NoMigrate})
 		if err != nil {
 			return err
 		}
 		s.Store = db
 	} else {
-		db, err := sqlite.Open(ctx, filepath.Join(s.cfg.DataDir, "lobby.db"), s.log)
+		db, err := sqlite.OpenWith(ctx, filepath.Join(s.cfg.DataDir, "lobby.db"), sqlite.Options{Logger: s.log, NoMigrate: s.cfg.NoMigrate})
 		if err != nil {
 			return err
 		}
 		s.Store = db
 	}
 	s.closers = append(s.closers, s.Store.Close)
+	if s.cfg.NoMigrate {
+		sch, err := s.Store.Schema(ctx)
+		if err != nil {
+			return err
+		}
+		return sqlstore.CheckNoMigrate(sch)
+	}
 	return nil
 }
 
@@ -241,28 +253,42 @@ func (s *Server) openHub(ctx context.Context) error {
 	}
 	s.Hub = &link.Hub{Store: s.Store, CA: s.CA, Cert: cert, Name: s.cfg.Name, SiteID: s.cfg.SiteID,
 		Hosts: s.Hosts, Release: s.cfg.Version, Logger: s.log.With("component", "link"), Now: time.Now}
-	return s.markLinksDown(ctx, now)
+	if err := s.markLinksDown(ctx, now); err != nil {
+		// On a schema this node does not serve (maintenance mode), its
+		// queries may not fit: the hosts link again anyway.
+		if sch, serr := s.Store.Schema(ctx); serr == nil && sch.Maintenance(sqlstore.SchemaVersion) != "" {
+			s.log.Warn("mark this node's hosts down: skipped on a schema this node does not serve", "err", err)
+			return nil
+		}
+		return err
+	}
+	return nil
 }
 
 // joinCluster registers this node under its site ID (refused while a live
-// node holds it) and takes part in the singleton lease.
+// node holds it), with the schema version its binary knows, and takes
+// part in the singleton lease. The member watches the database's schema:
+// while this binary may not serve it, the node is in maintenance mode,
+// where only administrators sign in.
 func (s *Server) joinCluster(ctx context.Context) error {
-	schema, err := s.Store.SchemaVersion(ctx)
-	if err != nil {
-		return err
-	}
 	scheme := "https"
 	if s.cfg.PlainHTTP {
 		scheme = "http"
 	}
+	var err error
 	s.Member, err = cluster.Join(ctx, cluster.Config{Store: s.Store, Logger: s.log, Node: lobby.Node{
-		SiteID: s.cfg.SiteID, Name: s.cfg.Name, Address: scheme + "://" + s.cfg.Listen, Version: s.cfg.Version, SchemaVersion: schema}})
-	return err
+		SiteID: s.cfg.SiteID, Name: s.cfg.Name, Address: scheme + "://" + s.cfg.Listen, Version: s.cfg.Version, SchemaVersion: sqlstore.SchemaVersion}})
+	if err != nil {
+		return err
+	}
+	s.Auth.Maintenance = s.Member.Maintenance
+	return nil
 }
 
 // ready tells the load balancer whether to send this node people: not
-// while the store is unreachable, the node is drained, or another process
-// took its site ID over.
+// while the store is unreachable, the node is drained or in maintenance
+// mode (where it would turn them away: other nodes may serve them), or
+// another process took its site ID over.
 func (s *Server) ready(ctx context.Context) error {
 	if err := s.Store.Ping(ctx); err != nil {
 		return fmt.Errorf("the database is unreachable: %w", err)
@@ -272,6 +298,8 @@ func (s *Server) ready(ctx context.Context) error {
 		return errors.New("another process took this node's site ID over: restart this node")
 	case s.Member.Mode() == lobby.NodeDraining:
 		return errors.New("this node is draining: it finishes what it has and takes nothing new")
+	case s.Member.Mode() == lobby.NodeMaintenance:
+		return fmt.Errorf("this node is in maintenance mode: %s", s.Member.Maintenance())
 	}
 	return nil
 }
@@ -339,7 +367,7 @@ func (s *Server) listen() error {
 	pages := &web.Server{
 		Store: s.Store, Auth: s.Auth, Assign: s.Assign, Queue: s.Queue, Hosts: s.Hosts,
 		Manage:   m,
-		Throttle: s.Throttle, Version: s.cfg.Version, Logger: s.log,
+		Throttle: s.Throttle, Version: s.cfg.Version, Logger: s.log, Maintenance: s.Member.Maintenance,
 		Node: web.NodeInfo{SiteID: s.cfg.SiteID, Database: db, DataDir: s.cfg.DataDir, Listen: s.cfg.Listen, TLS: !s.cfg.PlainHTTP},
 	}
 	// The API (with the gateway and the probes) and the pages share one
@@ -373,14 +401,18 @@ func (s *Server) URL() string {
 
 // Run serves until ctx ends, then shuts down gracefully.
 func (s *Server) Run(ctx context.Context) error {
-	if err := s.Queue.Start(ctx); err != nil {
-		return fmt.Errorf("start work queue: %w", err)
+	queued := s.Member.Mode() != lobby.NodeMaintenance
+	if queued {
+		if err := s.Queue.Start(ctx); err != nil {
+			return fmt.Errorf("start work queue: %w", err)
+		}
 	}
 	bg, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); s.Manager.Run(bg) }()
 	go func() { defer wg.Done(); s.Member.Run(bg) }()
+	go func() { defer wg.Done(); s.followMode(ctx, bg, queued) }()
 	if s.agent != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.agent.run(bg) }()
@@ -405,6 +437,42 @@ func (s *Server) Run(ctx context.Context) error {
 		err = nil
 	}
 	return err
+}
+
+// followMode runs the work queue only while the node is out of
+// maintenance mode: in it, this binary's code may not fit the database's
+// schema, so it takes no jobs (other nodes do); it takes them again when
+// it leaves it. Jobs run under queueCtx; it returns when ctx ends.
+func (s *Server) followMode(queueCtx, ctx context.Context, running bool) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		switch want := s.Member.Mode() != lobby.NodeMaintenance; {
+		case want && !running:
+			if err := s.Queue.Start(queueCtx); err != nil {
+				s.log.Warn("start the work queue after maintenance mode", "err", err)
+				continue
+			}
+			s.log.Info("the work queue runs again")
+		case !want && running:
+			sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			err := s.Queue.Stop(sctx)
+			cancel()
+			if err != nil {
+				s.log.Warn("stop the work queue for maintenance mode", "err", err)
+				continue
+			}
+			s.log.Info("the work queue is stopped until this node leaves maintenance mode")
+		default:
+			continue
+		}
+		running = !running
+	}
 }
 
 // Close releases the store and the agent. Running desktops keep running.

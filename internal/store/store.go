@@ -23,8 +23,9 @@ var (
 	ErrRevoked = errors.New("host revoked")
 	// ErrExhausted: AssignFree found no free running desktop in the pool.
 	ErrExhausted = errors.New("no free desktop")
-	// ErrSchemaTooNew: the database was migrated by a newer Lobby than this
-	// one; opening it is refused (the node would enter maintenance mode).
+	// ErrSchemaTooNew: a newer Lobby migrated the database beyond what
+	// this one may run on (its compatible floor, see Schema, is above this
+	// binary's schema version); opening it is refused.
 	ErrSchemaTooNew = errors.New("database schema is newer than this binary")
 )
 
@@ -323,6 +324,8 @@ type Store interface {
 	Dialect() string
 	// SchemaVersion is the migration version the database is at.
 	SchemaVersion(ctx context.Context) (int64, error)
+	// Schema is the migration version and the compatible floor.
+	Schema(ctx context.Context) (Schema, error)
 	Ping(ctx context.Context) error
 	Close() error
 }

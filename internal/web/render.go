@@ -50,7 +50,7 @@ type view struct {
 	User        *lobby.User
 	CSRF        string
 	Version     string
-	Maintenance bool
+	Maintenance string // why the node is in maintenance mode, or ""
 	Flash       string
 	RequestID   string
 	Data        any
@@ -129,6 +129,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		d.Heading = "Not found"
 	case lobby.KindForbidden:
 		d.Heading = "Not allowed"
+	case lobby.KindMaintenance:
+		d.Heading = "Maintenance"
 	case lobby.KindInternal:
 		d.Heading = "Something went wrong"
 		d.Message = "Something went wrong on our side. If it happens again, give your administrator this request ID: " + requestID(r)

@@ -137,10 +137,15 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) error {
 	}
 	secret, tok, u, err := s.Auth.Login(r.Context(), username, password)
 	if err != nil {
-		if k := lobby.ErrorKind(err); k == lobby.KindUnauthorized || k == lobby.KindForbidden {
+		switch lobby.ErrorKind(err) {
+		case lobby.KindUnauthorized, lobby.KindForbidden:
 			s.Throttle.Fail(username, addr)
 			s.auditLogin(r, username, "user.login_failed", "web sign-in")
 			return fail(http.StatusUnauthorized, lobby.Errorf(lobby.KindUnauthorized, "%s", lobby.ErrorMessage(err)))
+		case lobby.KindMaintenance:
+			s.auditLogin(r, username, "user.login_refused", "web sign-in, maintenance mode")
+			w.Header().Set("Retry-After", "60")
+			return fail(http.StatusServiceUnavailable, err)
 		}
 		return err
 	}

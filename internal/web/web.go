@@ -51,9 +51,9 @@ type Server struct {
 	Logger  *slog.Logger
 	// Throttle limits failed sign-ins; nil allows every attempt.
 	Throttle *auth.Throttle
-	// Maintenance reports whether the node is in maintenance mode (the
-	// cluster sets it); nil means never.
-	Maintenance func() bool
+	// Maintenance says why the node is in maintenance mode (the cluster
+	// decides), "" when it is not; nil means never. Every page shows it.
+	Maintenance func() string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 

@@ -40,8 +40,18 @@ const ConnectTimeout = 15 * time.Second
 // DB is a store.Store on PostgreSQL.
 type DB struct {
 	*sqlstore.Store
-	pool  *pgxpool.Pool
-	sqldb *sql.DB
+	pool    *pgxpool.Pool
+	sqldb   *sql.DB
+	migrate sqlstore.MigrateConfig
+}
+
+// Options say how to open a database.
+type Options struct {
+	Logger *slog.Logger // nil: slog.Default()
+	// NoMigrate leaves an older schema as it is (sqlstore.Check instead
+	// of sqlstore.Migrate), for a node that runs in maintenance mode until
+	// `lobby admin db migrate`, or for that command.
+	NoMigrate bool
 }
 
 var _ store.Store = (*DB)(nil)
@@ -51,9 +61,17 @@ var _ store.Store = (*DB)(nil)
 // pool size defaulting to DefaultMaxConns) and
 // migrates its schema to SchemaVersion, holding an advisory lock so that
 // nodes starting together migrate one at a time. The schema is the first
-// of the connection's search_path. It returns an error wrapping
-// store.ErrSchemaTooNew when a newer Lobby migrated the database.
+// of the connection's search_path. A newer schema this binary may run on
+// is left as it is (a rolling upgrade, see sqlstore.Migrate); it returns
+// an error wrapping store.ErrSchemaTooNew when a newer Lobby migrated the
+// database beyond what this one may run on.
 func Open(ctx context.Context, url string, logger *slog.Logger) (*DB, error) {
+	return OpenWith(ctx, url, Options{Logger: logger})
+}
+
+// OpenWith is Open with options.
+func OpenWith(ctx context.Context, url string, opts Options) (*DB, error) {
+	logger := opts.Logger
 	if logger == nil {
 		logger = slog.Default()
 	}
@@ -75,14 +93,19 @@ func Open(ctx context.Context, url string, logger *slog.Logger) (*DB, error) {
 		return nil, fmt.Errorf("cannot reach PostgreSQL at %s: %w; check that the server is running and accepts connections from this host, and the user, password and database name in the URL", where, err)
 	}
 	db := &DB{pool: pool, sqldb: stdlib.OpenDBFromPool(pool)}
-	err = sqlstore.Migrate(ctx, sqlstore.MigrateConfig{
+	db.migrate = sqlstore.MigrateConfig{
 		Dialect:    store.Postgres,
 		DB:         db.sqldb,
 		Migrations: mustSub(migrations, "migrations"),
 		River:      riverMigrations(logger),
 		Locker:     schemaLocker{},
 		Logger:     logger,
-	})
+	}
+	if opts.NoMigrate {
+		_, err = sqlstore.Check(ctx, db.migrate)
+	} else {
+		err = sqlstore.Migrate(ctx, db.migrate)
+	}
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", where, err)
@@ -123,6 +146,10 @@ func ping(ctx context.Context, pool *pgxpool.Pool) error {
 func Describe(c pgconn.Config) string {
 	return fmt.Sprintf("postgres://%s@%s/%s", c.User, net.JoinHostPort(c.Host, strconv.Itoa(int(c.Port))), c.Database)
 }
+
+// MigrateConfig is what sqlstore.Migrate needs to migrate this database
+// (`lobby admin db migrate`).
+func (db *DB) MigrateConfig() sqlstore.MigrateConfig { return db.migrate }
 
 // Pool returns the connection pool, for River's riverpgxv5 driver to share.
 func (db *DB) Pool() *pgxpool.Pool { return db.pool }

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -64,22 +63,36 @@ func TestConcurrentOpen(t *testing.T) {
 	}
 }
 
-func TestSchemaTooNew(t *testing.T) {
+func TestSchemaUpgrades(t *testing.T) {
 	url := pgtest.URL(t)
-	db, err := Open(t.Context(), url, nil)
+	storetest.SchemaUpgrades(t, func(noMigrate bool) (store.Store, sqlstore.MigrateConfig, error) {
+		db, err := OpenWith(t.Context(), url, Options{NoMigrate: noMigrate})
+		if err != nil {
+			return nil, sqlstore.MigrateConfig{}, err
+		}
+		return db, db.MigrateConfig(), nil
+	})
+}
+
+// TestNoMigrateEmptyDatabase: opened without migrating, an empty
+// database stays empty, and a node refuses to run on it.
+func TestNoMigrateEmptyDatabase(t *testing.T) {
+	db, err := OpenWith(t.Context(), pgtest.URL(t), Options{NoMigrate: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = db.Pool().Exec(t.Context(), `INSERT INTO `+sqlstore.VersionTable+` (version_id, is_applied) VALUES ($1, TRUE)`, SchemaVersion+1)
-	db.Close()
-	if err != nil {
-		t.Fatal(err)
+	defer db.Close()
+	s, err := db.Schema(t.Context())
+	if err != nil || s != (store.Schema{}) {
+		t.Fatalf("Schema of an empty database = %+v, %v", s, err)
 	}
-	_, err = Open(t.Context(), url, nil)
-	if !errors.Is(err, store.ErrSchemaTooNew) {
-		t.Fatalf("Open of a newer database: %v, want ErrSchemaTooNew", err)
+	if err := sqlstore.CheckNoMigrate(s); err == nil || !strings.Contains(err.Error(), "no Lobby schema yet") {
+		t.Fatalf("CheckNoMigrate of an empty database: %v", err)
 	}
-	t.Log(err)
+	var n int
+	if err := db.Pool().QueryRow(t.Context(), `SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d tables in the database after opening it without migrating (%v)", n, err)
+	}
 }
 
 func TestMigrateDownAndUp(t *testing.T) {

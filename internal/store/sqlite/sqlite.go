@@ -41,18 +41,36 @@ const BusyTimeoutMillis = 10000
 // DB is a store.Store on a SQLite file.
 type DB struct {
 	*sqlstore.Store
-	writer *sql.DB
-	reader *sql.DB
-	path   string
-	ckpt   *checkpointer
+	writer  *sql.DB
+	reader  *sql.DB
+	path    string
+	ckpt    *checkpointer
+	migrate sqlstore.MigrateConfig
+}
+
+// Options say how to open a database.
+type Options struct {
+	Logger *slog.Logger // nil: slog.Default()
+	// NoMigrate leaves an older schema as it is (sqlstore.Check instead
+	// of sqlstore.Migrate), for a node that runs in maintenance mode until
+	// `lobby admin db migrate`, or for that command. The file must exist.
+	NoMigrate bool
 }
 
 var _ store.Store = (*DB)(nil)
 
 // Open opens (creating if needed) the database file at path, and its
-// directory, and migrates its schema to SchemaVersion. It returns an error
-// wrapping store.ErrSchemaTooNew when a newer Lobby migrated the file.
+// directory, and migrates its schema to SchemaVersion (sqlstore.Migrate:
+// a newer schema this binary may run on is left as it is). It returns an
+// error wrapping store.ErrSchemaTooNew when a newer Lobby migrated the
+// file beyond what this one may run on.
 func Open(ctx context.Context, path string, logger *slog.Logger) (*DB, error) {
+	return OpenWith(ctx, path, Options{Logger: logger})
+}
+
+// OpenWith is Open with options.
+func OpenWith(ctx context.Context, path string, opts Options) (*DB, error) {
+	logger := opts.Logger
 	if logger == nil {
 		logger = slog.Default()
 	}
@@ -62,6 +80,11 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*DB, error) {
 	path, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("open %q: %w", path, err)
+	}
+	if opts.NoMigrate {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("open %s without migrating: %w; start without --no-migrate to create it", path, err)
+		}
 	}
 	if err := checkWritable(filepath.Dir(path)); err != nil {
 		return nil, err
@@ -77,13 +100,18 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*DB, error) {
 	if db.writer, err = openWriter(ctx, path); err != nil {
 		return nil, err
 	}
-	err = sqlstore.Migrate(ctx, sqlstore.MigrateConfig{
+	db.migrate = sqlstore.MigrateConfig{
 		Dialect:    store.SQLite,
 		DB:         db.writer,
 		Migrations: mustSub(migrations, "migrations"),
 		River:      riverMigrations(logger),
 		Logger:     logger,
-	})
+	}
+	if opts.NoMigrate {
+		_, err = sqlstore.Check(ctx, db.migrate)
+	} else {
+		err = sqlstore.Migrate(ctx, db.migrate)
+	}
 	if err != nil {
 		db.writer.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
@@ -175,6 +203,10 @@ func openReader(path string) *sql.DB {
 // share (so that jobs are inserted in our transactions). Do not change its
 // settings.
 func (db *DB) Writer() *sql.DB { return db.writer }
+
+// MigrateConfig is what sqlstore.Migrate needs to migrate this database
+// (`lobby admin db migrate`).
+func (db *DB) MigrateConfig() sqlstore.MigrateConfig { return db.migrate }
 
 // Path returns the absolute path of the database file.
 func (db *DB) Path() string { return db.path }

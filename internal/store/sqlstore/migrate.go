@@ -20,8 +20,15 @@ import (
 // dialects number their migrations alike: the same version is the same
 // logical schema. Versions 2 to 8 are River's (riverSteps), so Lobby's own
 // SQL migrations go on from 00009 (00009_links.sql: join tokens and host
-// links; 00010_nodes.sql: the cluster's nodes and leases).
-const SchemaVersion = 10
+// links; 00010_nodes.sql: the cluster's nodes and leases; 00012: the
+// compatible floor, see compat.go). A test build (-tags lobby_nextrelease
+// or lobby_contractrelease) adds testMigrations beyond it.
+const SchemaVersion = max(releaseSchemaVersion, testReleaseVersion)
+
+// releaseSchemaVersion is the version of the last migration in the
+// dialects' migrations directories: raise it with each new migration
+// (merging parallel migrations: keep the highest).
+const releaseSchemaVersion = 12
 
 // VersionTable is the goose version table of Lobby's schema.
 const VersionTable = "lobby_schema_version"
@@ -52,44 +59,127 @@ type MigrateConfig struct {
 	River []rivermigrate.Migration
 	// Locker keeps two nodes from migrating at once; nil for none.
 	Locker lock.SessionLocker
-	Logger *slog.Logger
+	Logger *slog.Logger // nil: slog.Default()
+
+	extra []testMigration // tests' own migrations beyond SchemaVersion
 }
 
-// Migrate brings the database to SchemaVersion. It refuses, with an error
-// wrapping store.ErrSchemaTooNew, a database whose version is newer.
+// tests are the test migrations beyond the release's.
+func (c MigrateConfig) tests() []testMigration {
+	return append(slices.Clip(testMigrations), c.extra...)
+}
+
+// known is the highest schema version this binary (and test) knows.
+func (c MigrateConfig) known() int64 {
+	v := int64(SchemaVersion)
+	for _, m := range c.extra {
+		v = max(v, m.Version)
+	}
+	return v
+}
+
+// Migrate brings the database to SchemaVersion, holding cfg.Locker so
+// that nodes starting together migrate one after the other. A database
+// already newer is left as it is when this binary may still run on it
+// (its floor is at most SchemaVersion: a rolling upgrade, where release N
+// keeps serving while N+1 migrates); one whose floor is above is refused
+// with an error wrapping store.ErrSchemaTooNew.
 func Migrate(ctx context.Context, cfg MigrateConfig) error {
-	return MigrateTo(ctx, cfg, SchemaVersion)
+	return MigrateTo(ctx, cfg, cfg.known())
 }
 
 // MigrateTo migrates the database up or down to version target (0 undoes
-// every migration), refusing a database newer than SchemaVersion like
-// Migrate.
-func MigrateTo(ctx context.Context, cfg MigrateConfig, target int64) error {
-	p, err := newProvider(cfg)
+// every migration), refusing or leaving a newer database like Migrate.
+// Before a contract migration it raises the floor, so that older nodes
+// stop serving (maintenance mode) rather than run on a schema their code
+// does not know; after migrating, the floor is that of the version
+// reached.
+func MigrateTo(ctx context.Context, cfg MigrateConfig, target int64) (err error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	p, steps, err := newProvider(cfg)
 	if err != nil {
 		return err
 	}
-	current, err := p.GetDBVersion(ctx)
+	unlock, err := lockSchema(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("read schema version: %w", err)
+		return err
 	}
-	if current > SchemaVersion {
-		return fmt.Errorf("the database's schema version is %d, newer than the %d this binary knows: a newer Lobby migrated it; upgrade this node to the same release: %w",
-			current, SchemaVersion, store.ErrSchemaTooNew)
-	}
-	switch {
-	case target > current:
-		_, err = p.UpTo(ctx, target)
-	case target < current:
-		_, err = p.DownTo(ctx, target)
-	}
+	defer unlock()
+	cur, err := readSchema(ctx, cfg.DB, cfg.Dialect)
 	if err != nil {
-		return fmt.Errorf("migrate schema from version %d to %d: %w", current, target, err)
+		return err
+	}
+	switch cur.State(cfg.known()) {
+	case store.SchemaIncompatible:
+		return cur.TooNew(cfg.known())
+	case store.SchemaAhead:
+		cfg.Logger.Info("the database's schema is newer than this binary's but compatible with it: a rolling upgrade is under way; leaving it as it is",
+			"database", cur.Version, "floor", cur.Floor, "binary", cfg.known())
+		return nil
+	}
+	if target == cur.Version {
+		return nil
+	}
+	defer func() {
+		// Whatever version was reached, the floor is that version's.
+		if ferr := settleFloor(ctx, cfg, steps); ferr != nil && err == nil {
+			err = ferr
+		}
+	}()
+	if target < cur.Version {
+		if _, err := p.DownTo(ctx, target); err != nil {
+			return fmt.Errorf("migrate schema from version %d down to %d: %w", cur.Version, target, err)
+		}
+		return nil
+	}
+	for _, s := range steps {
+		if s.Floor == 0 || s.Version <= cur.Version || s.Version > target {
+			continue
+		}
+		if err := upTo(ctx, p, cur.Version, s.Version-1); err != nil {
+			return err
+		}
+		if err := raiseFloor(ctx, cfg, s); err != nil {
+			return err
+		}
+	}
+	return upTo(ctx, p, cur.Version, target)
+}
+
+func upTo(ctx context.Context, p *goose.Provider, from, to int64) error {
+	if _, err := p.UpTo(ctx, to); err != nil {
+		return fmt.Errorf("migrate schema from version %d to %d: %w", from, to, err)
 	}
 	return nil
 }
 
-func newProvider(cfg MigrateConfig) (*goose.Provider, error) {
+// lockSchema takes cfg.Locker's lock for the whole migration (goose's
+// own would be taken and given back around each of its calls).
+func lockSchema(ctx context.Context, cfg MigrateConfig) (unlock func(), err error) {
+	if cfg.Locker == nil {
+		return func() {}, nil
+	}
+	conn, err := cfg.DB.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("lock schema for migration: %w", err)
+	}
+	if err := cfg.Locker.SessionLock(ctx, conn); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return func() {
+		if err := cfg.Locker.SessionUnlock(context.WithoutCancel(ctx), conn); err != nil {
+			cfg.Logger.Warn("unlock schema after migration", "err", err)
+		}
+		conn.Close()
+	}, nil
+}
+
+// newProvider makes the goose provider of the dialect's migrations and
+// River's, and lists every step with its floor (compat.go).
+func newProvider(cfg MigrateConfig) (*goose.Provider, []Step, error) {
 	dialect := goose.DialectSQLite3
 	if cfg.Dialect == store.Postgres {
 		dialect = goose.DialectPostgres
@@ -97,31 +187,26 @@ func newProvider(cfg MigrateConfig) (*goose.Provider, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	steps, err := riverMigrations(cfg.Dialect, cfg.River)
+	rivers, err := riverMigrations(cfg.Dialect, cfg.River)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	opts := []goose.ProviderOption{
+	p, err := goose.NewProvider(dialect, cfg.DB, cfg.Migrations,
 		goose.WithTableName(VersionTable),
 		goose.WithDisableGlobalRegistry(true),
-		goose.WithGoMigrations(steps...),
-		goose.WithSlog(cfg.Logger),
-	}
-	if cfg.Locker != nil {
-		opts = append(opts, goose.WithSessionLocker(cfg.Locker))
-	}
-	p, err := goose.NewProvider(dialect, cfg.DB, cfg.Migrations, opts...)
+		goose.WithGoMigrations(append(rivers, testGoMigrations(cfg.tests())...)...),
+		goose.WithSlog(cfg.Logger))
 	if err != nil {
-		return nil, fmt.Errorf("migrations: %w", err)
+		return nil, nil, fmt.Errorf("migrations: %w", err)
 	}
-	var last int64
-	for _, s := range p.ListSources() {
-		last = max(last, s.Version)
+	steps, err := listSteps(cfg.Migrations, p.ListSources(), cfg.tests())
+	if err != nil {
+		return nil, nil, err
 	}
-	if last != SchemaVersion {
-		return nil, fmt.Errorf("migrations: the %s migrations end at version %d but SchemaVersion is %d", cfg.Dialect, last, SchemaVersion)
+	if last := steps[len(steps)-1].Version; last != cfg.known() {
+		return nil, nil, fmt.Errorf("migrations: the %s migrations end at version %d but SchemaVersion is %d", cfg.Dialect, last, cfg.known())
 	}
-	return p, nil
+	return p, steps, nil
 }
 
 // riverMigrations turns River's migrations into our Go migrations, each

@@ -187,6 +187,13 @@ func (s *Store) SchemaVersion(ctx context.Context) (int64, error) {
 	return v.Int64, nil
 }
 
+// Schema returns the schema's version and compatible floor (a node
+// reads them at each heartbeat); version 0 when the database has no
+// schema (opened without migrating).
+func (s *Store) Schema(ctx context.Context) (store.Schema, error) {
+	return readSchema(ctx, s.cfg.Reader, s.cfg.Dialect)
+}
+
 // Ping checks that the database answers, through the writer (and the
 // reader, when there is one of its own).
 func (s *Store) Ping(ctx context.Context) error {
