@@ -422,6 +422,7 @@ func (h *Hub) Close() {
 	h.closed = true
 	if h.sweepStop != nil {
 		close(h.sweepStop)
+		h.sweepStop = nil
 	}
 	ls := make([]*leaf, 0, len(h.leaves))
 	for _, l := range h.leaves {
