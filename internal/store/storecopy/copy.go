@@ -1,0 +1,443 @@
+package storecopy
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Row is one row in flight: its values by column name, in the neutral
+// form (string, int64, float64, bool, time.Time, []byte, nil).
+type Row map[string]any
+
+// Options adjust a copy.
+type Options struct {
+	// Transform, by table, changes each row on its way; an error aborts
+	// the copy.
+	Transform map[string]func(Row) error
+}
+
+// Report is what a copy did.
+type Report struct {
+	Version int64       // the schema version of both databases
+	Tables  []TableRows // every table copied, in the order copied, with its rows
+	Skipped []string    // the tables left out, each with the reason
+}
+
+// Total is the number of rows copied.
+func (r *Report) Total() int64 {
+	var n int64
+	for _, t := range r.Tables {
+		n += t.Rows
+	}
+	return n
+}
+
+// NotEmptyError refuses a copy into a database that holds data.
+type NotEmptyError struct{ Rows []TableRows }
+
+func (e *NotEmptyError) Error() string {
+	return "the target database is not empty: it holds " + Summary(e.Rows)
+}
+
+// batchParams bounds the parameters of one INSERT (SQLite allows 32766,
+// PostgreSQL 65535).
+const batchParams = 2000
+
+// Copy copies every row of src into dst, which must be at the same schema
+// version and hold no data (or the copy fails with *NotEmptyError). It is
+// all or nothing: the rows are written in one transaction of dst, which
+// holds its tables locked from the check to the commit, and the row count
+// of each table is checked before the commit. src is read in one
+// transaction too, so the copy is of one moment.
+func Copy(ctx context.Context, src, dst DB, opt Options) (*Report, error) {
+	lite, pg, err := pair(src, dst)
+	if err != nil {
+		return nil, err
+	}
+	sch, err := readSchema(ctx, lite, pg)
+	if err != nil {
+		return nil, err
+	}
+	tables, err := sch.copyable()
+	if err != nil {
+		return nil, err
+	}
+	srcTx, err := src.SQL.BeginTx(ctx, readOptions(src))
+	if err != nil {
+		return nil, fmt.Errorf("begin reading the source: %w", err)
+	}
+	defer srcTx.Rollback()
+	dstTx, err := dst.SQL.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("begin writing the target: %w", err)
+	}
+	defer dstTx.Rollback()
+
+	rep := &Report{}
+	if rep.Version, err = sameVersion(ctx, srcTx, dstTx, src, dst); err != nil {
+		return nil, err
+	}
+	if err := lockEmpty(ctx, dstTx, dst); err != nil {
+		return nil, err
+	}
+	for _, t := range tables {
+		n, err := copyTable(ctx, srcTx, dstTx, src.postgres(), dst.postgres(), t, opt.Transform[t.name])
+		if err != nil {
+			return nil, fmt.Errorf("copy %s: %w", t.name, err)
+		}
+		rep.Tables = append(rep.Tables, TableRows{Table: t.name, Rows: n})
+	}
+	if dst.postgres() {
+		if err := setSequences(ctx, dstTx, tables); err != nil {
+			return nil, err
+		}
+	}
+	if err := verify(ctx, dstTx, rep.Tables); err != nil {
+		return nil, err
+	}
+	if err := dstTx.Commit(); err != nil {
+		return nil, fmt.Errorf("commit the copy: %w", err)
+	}
+	for _, t := range sch.tables {
+		if why, ok := notCopied[t.name]; ok && !contains(migrationTables, t.name) {
+			rep.Skipped = append(rep.Skipped, t.name+" ("+why+")")
+		}
+	}
+	return rep, nil
+}
+
+// readOptions reads PostgreSQL at one snapshot; SQLite's transaction
+// (BEGIN IMMEDIATE) keeps writers out.
+func readOptions(db DB) *sql.TxOptions {
+	if db.postgres() {
+		return &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
+	}
+	return nil
+}
+
+func sameVersion(ctx context.Context, srcTx, dstTx queryer, src, dst DB) (int64, error) {
+	sv, err := txVersion(ctx, srcTx, src)
+	if err != nil {
+		return 0, err
+	}
+	dv, err := txVersion(ctx, dstTx, dst)
+	if err != nil {
+		return 0, err
+	}
+	if sv != dv || sv == 0 {
+		return 0, fmt.Errorf("the source's schema version is %d and the target's %d: migrate both to the same version first", sv, dv)
+	}
+	return sv, nil
+}
+
+func txVersion(ctx context.Context, q queryer, db DB) (int64, error) {
+	names, err := tableNames(ctx, q, db.postgres())
+	if err != nil {
+		return 0, err
+	}
+	return schemaVersion(ctx, q, names)
+}
+
+// lockEmpty locks the target's tables against writers (on PostgreSQL;
+// SQLite's transaction already holds its write lock) and checks that they
+// hold nothing.
+func lockEmpty(ctx context.Context, tx queryer, db DB) error {
+	names, err := tableNames(ctx, tx, db.postgres())
+	if err != nil {
+		return err
+	}
+	if db.postgres() {
+		quoted := make([]string, len(names))
+		for i, n := range names {
+			quoted[i] = quote(n)
+		}
+		if _, err := tx.ExecContext(ctx, "LOCK TABLE "+strings.Join(quoted, ", ")+" IN EXCLUSIVE MODE"); err != nil {
+			return fmt.Errorf("lock the target's tables: %w", err)
+		}
+	}
+	rows, err := countRows(ctx, tx, names)
+	if err != nil {
+		return err
+	}
+	if len(rows) > 0 {
+		return &NotEmptyError{Rows: rows}
+	}
+	return nil
+}
+
+// copyTable copies t's rows in batches and returns how many it wrote.
+func copyTable(ctx context.Context, srcTx, dstTx queryer, srcPG, dstPG bool, t *table, transform func(Row) error) (int64, error) {
+	per := max(1, batchParams/len(t.cols))
+	full := insertSQL(dstPG, t, per)
+	var args []any
+	var n int64
+	flush := func() error {
+		rows := len(args) / len(t.cols)
+		if rows == 0 {
+			return nil
+		}
+		q := full
+		if rows < per {
+			q = insertSQL(dstPG, t, rows)
+		}
+		if _, err := dstTx.ExecContext(ctx, q, args...); err != nil {
+			return err
+		}
+		n += int64(rows)
+		args = args[:0]
+		return nil
+	}
+	err := scan(ctx, srcTx, srcPG, t, t.cols, func(vals []any) error {
+		if transform != nil {
+			row := Row{}
+			for i, c := range t.cols {
+				row[c.name] = vals[i]
+			}
+			if err := transform(row); err != nil {
+				return err
+			}
+			for i, c := range t.cols {
+				vals[i] = row[c.name]
+			}
+		}
+		for i, c := range t.cols {
+			args = append(args, encode(dstPG, c, vals[i]))
+		}
+		if len(args)/len(t.cols) == per {
+			return flush()
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, flush()
+}
+
+// scan reads cols of every row of t, in key order, in the neutral form.
+func scan(ctx context.Context, q queryer, postgres bool, t *table, cols []column, fn func(vals []any) error) error {
+	exprs := make([]string, len(cols))
+	for i, c := range cols {
+		exprs[i] = readExpr(postgres, c)
+	}
+	query := "SELECT " + strings.Join(exprs, ", ") + " FROM " + quote(t.name)
+	if len(t.key) > 0 {
+		keys := make([]string, len(t.key))
+		for i, k := range t.key {
+			keys[i] = quote(k)
+		}
+		query += " ORDER BY " + strings.Join(keys, ", ")
+	}
+	rows, err := q.QueryContext(ctx, query)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	raw := make([]any, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range raw {
+		ptrs[i] = &raw[i]
+	}
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return err
+		}
+		vals := make([]any, len(cols))
+		for i, c := range cols {
+			v, err := decode(postgres, c, raw[i])
+			if err != nil {
+				return err
+			}
+			vals[i] = v
+		}
+		if err := fn(vals); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// insertSQL is an INSERT of rows rows of t.
+func insertSQL(postgres bool, t *table, rows int) string {
+	var b strings.Builder
+	b.WriteString("INSERT INTO " + quote(t.name) + " (")
+	for i, c := range t.cols {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(quote(c.name))
+	}
+	b.WriteString(")")
+	if postgres && t.hasIdentity() {
+		b.WriteString(" OVERRIDING SYSTEM VALUE")
+	}
+	b.WriteString(" VALUES ")
+	n := 0
+	for r := 0; r < rows; r++ {
+		if r > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(")
+		for i, c := range t.cols {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			n++
+			b.WriteString(writeExpr(postgres, c, n))
+		}
+		b.WriteString(")")
+	}
+	return b.String()
+}
+
+// setSequences moves each PostgreSQL sequence past the highest value
+// copied, so that the next row numbered by it does not collide.
+func setSequences(ctx context.Context, tx queryer, tables []*table) error {
+	for _, t := range tables {
+		for _, c := range t.cols {
+			if c.serial == "" {
+				continue
+			}
+			q := "SELECT setval($1::regclass, COALESCE((SELECT max(" + quote(c.name) + ") FROM " + quote(t.name) + "), 0) + 1, false)"
+			if _, err := tx.ExecContext(ctx, q, c.serial); err != nil {
+				return fmt.Errorf("set the sequence of %s.%s: %w", t.name, c.name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// verify checks that each table of the target holds the rows written.
+func verify(ctx context.Context, tx queryer, copied []TableRows) error {
+	var errs []error
+	for _, c := range copied {
+		var n int64
+		if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM "+quote(c.Table)).Scan(&n); err != nil {
+			return fmt.Errorf("count the rows of %s: %w", c.Table, err)
+		}
+		if n != c.Rows {
+			errs = append(errs, fmt.Errorf("%s holds %d rows after copying %d", c.Table, n, c.Rows))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("the copy does not check out, nothing was written: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// CompareOptions say how rows are matched.
+type CompareOptions struct {
+	// Identity, by table, names the columns that identify a row; its
+	// primary key when not given.
+	Identity map[string][]string
+	// Normalize, by table, changes the identity values of each row of
+	// both sides before they are matched.
+	Normalize map[string]func(Row) error
+}
+
+// Missing counts, by table, the rows of a that b does not have (matched
+// by their identity, see CompareOptions). Tables that are not copied are
+// not compared; a table b lacks counts all of a's rows.
+func Missing(ctx context.Context, a, b DB, opt CompareOptions) ([]TableRows, error) {
+	lite, pg, err := pair(a, b)
+	if err != nil {
+		return nil, err
+	}
+	sch, err := readSchema(ctx, lite, pg)
+	if err != nil {
+		return nil, err
+	}
+	var out []TableRows
+	for _, t := range sch.tables {
+		if _, skip := notCopied[t.name]; skip {
+			continue
+		}
+		n, err := missingRows(ctx, a, b, t, opt)
+		if err != nil {
+			return nil, fmt.Errorf("compare %s: %w", t.name, err)
+		}
+		if n > 0 {
+			out = append(out, TableRows{Table: t.name, Rows: n})
+		}
+	}
+	onlyA := sch.onlySQLite
+	if a.postgres() {
+		onlyA = sch.onlyPG
+	}
+	for _, name := range onlyA {
+		if _, skip := notCopied[name]; skip {
+			continue
+		}
+		var n int64
+		if err := a.SQL.QueryRowContext(ctx, "SELECT count(*) FROM "+quote(name)).Scan(&n); err != nil {
+			return nil, fmt.Errorf("count the rows of %s: %w", name, err)
+		}
+		if n > 0 {
+			out = append(out, TableRows{Table: name, Rows: n})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Table < out[j].Table })
+	return out, nil
+}
+
+func missingRows(ctx context.Context, a, b DB, t *table, opt CompareOptions) (int64, error) {
+	var cols []column
+	for _, name := range identity(t, opt.Identity[t.name]) {
+		c, ok := t.col(name)
+		if !ok {
+			return 0, fmt.Errorf("identity column %s is not in both databases", name)
+		}
+		cols = append(cols, c)
+	}
+	key := func(vals []any) (string, error) {
+		if norm := opt.Normalize[t.name]; norm != nil {
+			row := Row{}
+			for i, c := range cols {
+				row[c.name] = vals[i]
+			}
+			if err := norm(row); err != nil {
+				return "", err
+			}
+			for i, c := range cols {
+				vals[i] = row[c.name]
+			}
+		}
+		return keyString(vals), nil
+	}
+	have := map[string]bool{}
+	err := scan(ctx, b.SQL, b.postgres(), t, cols, func(vals []any) error {
+		k, err := key(vals)
+		have[k] = true
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	err = scan(ctx, a.SQL, a.postgres(), t, cols, func(vals []any) error {
+		k, err := key(vals)
+		if !have[k] {
+			n++
+		}
+		return err
+	})
+	return n, err
+}
+
+func identity(t *table, given []string) []string {
+	if len(given) > 0 {
+		return given
+	}
+	if len(t.key) > 0 {
+		return t.key
+	}
+	names := make([]string, len(t.cols))
+	for i, c := range t.cols {
+		names[i] = c.name
+	}
+	return names
+}
