@@ -42,6 +42,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			if len(args) >= 3 && args[1] == "db" && args[2] == "migrate" {
 				return runDBMigrate(ctx, args[3:], stdout, stderr, os.Getenv)
 			}
+			if isDBMove(args) {
+				return runDBMove(ctx, args[2:], stdout, stderr, os.Getenv)
+			}
 		case "--version":
 			fmt.Fprintln(stdout, "lobby", version)
 			return 0

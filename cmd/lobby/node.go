@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"path/filepath"
 	"time"
 
 	"lobby/internal/config"
+	"lobby/internal/datadir"
 	"lobby/internal/server"
 )
 
@@ -65,6 +67,10 @@ func (m *Main) ParseFlags(cmd string, args []string) error {
 	if err := config.Load(fs, *cfgFile, m.Getenv); err != nil {
 		return err
 	}
+	recorded, err := recordedDatabase(fs, c, m.dev)
+	if err != nil {
+		return err
+	}
 	if !m.dev && (c.SiteID < 1 || c.SiteID > 65535) {
 		return fmt.Errorf("--site-id %d is not valid: give this node's unique number from 1 to 65535", c.SiteID)
 	}
@@ -73,6 +79,9 @@ func (m *Main) ParseFlags(cmd string, args []string) error {
 		return err
 	}
 	c.Logger, c.Version = log, version
+	if recorded != "" {
+		log.Info(recorded)
+	}
 	c.AdminPassword = m.Getenv("LOBBY_ADMIN_PASSWORD")
 	c.ClusterKey = m.Getenv("LOBBY_CLUSTER_KEY")
 	if m.dev {
@@ -82,6 +91,32 @@ func (m *Main) ParseFlags(cmd string, args []string) error {
 		}
 	}
 	return nil
+}
+
+// recordedDatabase applies the database that `lobby admin db switch`
+// recorded in the data directory, unless --postgres (flag, environment or
+// config file) is given, which wins; it returns what to log.
+func recordedDatabase(fs *flag.FlagSet, c *server.Config, dev bool) (string, error) {
+	choice, ok, err := datadir.ReadChoice(c.DataDir)
+	if err != nil || !ok {
+		return "", err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	file := filepath.Join(c.DataDir, datadir.ChoiceFile)
+	switch {
+	case set["postgres"] && c.Postgres != choice.Postgres:
+		return fmt.Sprintf("--postgres (or LOBBY_POSTGRES) wins over the %s database recorded in %s", choice.Database, file), nil
+	case choice.Database == datadir.Embedded:
+		return "", nil
+	case dev:
+		return "", fmt.Errorf("%s moved this node to PostgreSQL, and lobby dev runs on the embedded database only: run it with `lobby server --data %s`, or move it back with `lobby admin db switch --data %s --embedded`", file, c.DataDir, c.DataDir)
+	}
+	c.Postgres = choice.Postgres
+	if !set["site-id"] {
+		c.SiteID = choice.SiteID
+	}
+	return fmt.Sprintf("database: PostgreSQL, site ID %d, as recorded in %s by `lobby admin db switch`", c.SiteID, file), nil
 }
 
 // loopbackOnly refuses to serve plain HTTP beyond this machine.

@@ -22,6 +22,7 @@ import (
 	"lobby/internal/assign"
 	"lobby/internal/auth"
 	"lobby/internal/cluster"
+	"lobby/internal/datadir"
 	"lobby/internal/gateway"
 	"lobby/internal/hostconn"
 	"lobby/internal/jobs"
@@ -165,6 +166,13 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := ensureWritable(cfg.DataDir); err != nil {
 		return nil, err
 	}
+	// One process per data directory: `lobby admin db` commands wait
+	// for the node to stop, and two nodes never share one SQLite file.
+	lock, err := datadir.Acquire(cfg.DataDir, "a Lobby node")
+	if err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, lock.Release)
 	if err := s.openStore(ctx); err != nil {
 		return nil, err
 	}

@@ -33,17 +33,17 @@ var migrationTables = []string{sqlstore.VersionTable, "river_migration"}
 type kind int
 
 const (
-	kText     kind = iota // string
-	kInt                  // int64
-	kFloat                // float64
-	kBool                 // bool: 0/1 on SQLite
-	kTime                 // time.Time: unix µs INTEGER (Lobby) or River's text on SQLite
-	kJSON                 // JSON text: TEXT or River's JSONB blob on SQLite
-	kStrArray             // JSON array text ⇄ PostgreSQL text[] / varchar[]
-	kJSONArray            // JSON array text ⇄ PostgreSQL jsonb[]
-	kBits                 // int64 ⇄ PostgreSQL bit(n)
-	kBytes                // []byte
-	kEnum                 // string ⇄ a PostgreSQL enum
+	kText      kind = iota // string
+	kInt                   // int64
+	kFloat                 // float64
+	kBool                  // bool: 0/1 on SQLite
+	kTime                  // time.Time: unix µs INTEGER (Lobby) or River's text on SQLite
+	kJSON                  // JSON text: TEXT or River's JSONB blob on SQLite
+	kStrArray              // JSON array text ⇄ PostgreSQL text[] / varchar[]
+	kJSONArray             // JSON array text ⇄ PostgreSQL jsonb[]
+	kBits                  // int64 ⇄ PostgreSQL bit(n)
+	kBytes                 // []byte
+	kEnum                  // string ⇄ a PostgreSQL enum
 )
 
 // column is one column as both dialects declare it.
