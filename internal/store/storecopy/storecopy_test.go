@@ -114,13 +114,16 @@ func fill(t *testing.T, path string) {
 	must(t, st.RegisterNode(ctx, &lobby.Node{SiteID: 1, Name: "n1", Started: at(0), Heartbeat: at(0)}, "ins1", at(-time.Hour)))
 	_, _, err = st.AcquireLease(ctx, "singletons", 1, "ins1", at(0), time.Minute)
 	must(t, err)
+	// River's jobs: one with every column set, one with the optional
+	// ones NULL and a time as River's driver also writes them (Go's
+	// time.String).
 	w := st.Writer()
 	_, err = w.ExecContext(ctx, `INSERT INTO river_job (args, attempt, attempted_at, attempted_by, created_at, errors, finalized_at, kind, max_attempts,
 		metadata, priority, queue, state, scheduled_at, tags, unique_key, unique_states) VALUES
 		(jsonb('{"desktop_id":"dsk_1","op":"stop"}'), 2, '2026-03-04 05:06:07.123', jsonb('["site-1","site-2"]'), '2026-03-04 05:00:00.5',
 		 jsonb('[{"at":"2026-03-04T05:06:07.123Z","attempt":1,"error":"host down","trace":""}]'), NULL, 'desktop.power', 5,
 		 jsonb('{"output":{"site_id":1}}'), 2, 'default', 'retryable', '2026-03-04 05:07:00', jsonb('["a","b"]'), X'01ff', 5),
-		(jsonb('{}'), 0, NULL, NULL, '2026-03-04 05:00:01', NULL, '2026-03-04 05:00:02', 'desktop.provision', 25,
+		(jsonb('{}'), 0, NULL, NULL, '2026-03-04 05:00:01', NULL, '2026-03-04 05:00:02.5 +0000 UTC m=+0.859915285', 'desktop.provision', 25,
 		 jsonb('{}'), 1, 'default', 'completed', '2026-03-04 05:00:01', jsonb('[]'), NULL, NULL)`)
 	must(t, err)
 	_, err = w.ExecContext(ctx, `INSERT INTO river_queue (name, created_at, metadata, paused_at, updated_at) VALUES ('default', '2026-03-04 05:00:00', jsonb('{}'), NULL, '2026-03-04 05:00:00')`)

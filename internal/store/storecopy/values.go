@@ -158,7 +158,10 @@ func decodeTime(postgres bool, c column, v any) (any, error) {
 		}
 	case string, []byte:
 		s, _ := text(x)
-		for _, layout := range []string{"2006-01-02 15:04:05.999999999", time.RFC3339Nano, "2006-01-02 15:04:05.999999999Z07:00", "2006-01-02T15:04:05.999999999"} {
+		// River's own format, and what else its driver has been seen
+		// writing: Go's time.String, monotonic clock reading included.
+		s, _, _ = strings.Cut(s, " m=")
+		for _, layout := range []string{"2006-01-02 15:04:05.999999999", "2006-01-02 15:04:05.999999999 -0700 MST", time.RFC3339Nano, "2006-01-02 15:04:05.999999999Z07:00", "2006-01-02T15:04:05.999999999"} {
 			if t, err := time.Parse(layout, s); err == nil {
 				return t.UTC().Truncate(time.Microsecond), nil
 			}
