@@ -110,8 +110,8 @@ func (c Choice) validate() error {
 func ReadChoice(dir string) (c Choice, ok bool, err error) {
 	path := filepath.Join(dir, ChoiceFile)
 	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return Choice{}, false, nil
+	if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return Choice{}, false, nil // whoever uses dir says what is wrong with it
 	}
 	if err != nil {
 		return Choice{}, false, fmt.Errorf("read %s: %w", path, err)
