@@ -50,6 +50,10 @@ func Acquire(dir, what string) (*Lock, error) {
 		}
 		return nil, fmt.Errorf("lock data directory %s: %w", dir, err)
 	}
+	if err := MatchOwner(dir, path); err != nil {
+		f.Close()
+		return nil, err
+	}
 	// Say who holds it, for the message another process will print.
 	if err := f.Truncate(0); err == nil {
 		fmt.Fprintf(f, "%d %s\n", os.Getpid(), what)
@@ -63,6 +67,28 @@ func describeHolder(s string) string {
 		return "another Lobby process"
 	}
 	return fmt.Sprintf("%s (pid %s)", what, pid)
+}
+
+// MatchOwner gives files made in dir by root (an operator's command) to
+// dir's owner, so that the node, running as that user, can use them.
+func MatchOwner(dir string, paths ...string) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok || sys.Uid == 0 {
+		return nil
+	}
+	for _, p := range paths {
+		if err := os.Lchown(p, int(sys.Uid), int(sys.Gid)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("give %s to the owner of %s: %w", p, dir, err)
+		}
+	}
+	return nil
 }
 
 // Release unlocks the directory. It may be called more than once.
@@ -157,6 +183,9 @@ func WriteChoice(dir string, c Choice) error {
 	}
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("record the database choice: %w", err)
+	}
+	if err := MatchOwner(dir, tmp.Name()); err != nil {
+		return err
 	}
 	if err := os.Rename(tmp.Name(), filepath.Join(dir, ChoiceFile)); err != nil {
 		return fmt.Errorf("record the database choice: %w", err)

@@ -118,8 +118,12 @@ func TestCopyThenSwitch(t *testing.T) {
 		t.Errorf("switch report:\n%s", out)
 	}
 	// A copy of a node that moved to PostgreSQL would bring old data back.
-	if err := tl.Copy(ctx, pgtest.URL(t)); err == nil || !strings.Contains(err.Error(), "moved to PostgreSQL") {
+	other := pgtest.URL(t)
+	if err := tl.Copy(ctx, other); err == nil || !strings.Contains(err.Error(), "moved to PostgreSQL") {
 		t.Errorf("copy after the switch: %v", err)
+	}
+	if err := tl.SwitchToPostgres(ctx, ToPostgres{URL: other, SiteID: 1, Copy: true}); err == nil || !strings.Contains(err.Error(), "already runs on PostgreSQL") {
+		t.Errorf("switch --copy after the switch: %v", err)
 	}
 }
 

@@ -45,6 +45,9 @@ func (t *Tool) SwitchToPostgres(ctx context.Context, p ToPostgres) error {
 		return err
 	}
 	onSQLite := !hasPrev || prev.Database == datadir.Embedded
+	if !onSQLite && p.Copy {
+		return fmt.Errorf("this node already runs on PostgreSQL (%s/%s): --copy copies its embedded database, which is from before that switch; leave --copy out, or move the node back with --embedded first", t.DataDir, datadir.ChoiceFile)
+	}
 	local, err := t.localInfo(ctx, onSQLite)
 	if err != nil {
 		return err
@@ -71,6 +74,11 @@ func (t *Tool) SwitchToPostgres(ctx context.Context, p ToPostgres) error {
 		return err
 	}
 	t.say("This node now uses %s as site %d (recorded in %s/%s).", name, p.SiteID, t.DataDir, datadir.ChoiceFile)
+	if !onSQLite && prev.Postgres != p.URL {
+		if w, err := where(prev.Postgres); err == nil {
+			t.say("It leaves the database at %s, whose data stays there.", w)
+		}
+	}
 	if onSQLite && local != nil {
 		t.say("Its embedded database %s stays as it was, as a backup; `lobby admin db switch --embedded` moves the node back.", t.sqlitePath())
 	}
@@ -336,6 +344,9 @@ func (t *Tool) copyToSQLite(ctx context.Context, dbURL string) (err error) {
 	if err := t.migrate(ctx, store.SQLite, path, path, 0); err != nil {
 		return err
 	}
+	if err := datadir.MatchOwner(t.DataDir, path, path+"-wal", path+"-shm", pki.StandaloneKeyFile(t.DataDir)); err != nil {
+		return err
+	}
 	lite, err := storecopy.OpenSQLite(path)
 	if err != nil {
 		return err
@@ -347,8 +358,11 @@ func (t *Tool) copyToSQLite(ctx context.Context, dbURL string) (err error) {
 	if err != nil {
 		return fmt.Errorf("copy %s into %s: %w; nothing was written", name, path, err)
 	}
+	if err := lite.Close(); err != nil {
+		return err
+	}
 	t.report(rep, name, path)
-	return nil
+	return datadir.MatchOwner(t.DataDir, path, path+"-wal", path+"-shm")
 }
 
 // keysToSQLite returns the transform that seals the cluster CA with the
