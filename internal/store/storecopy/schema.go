@@ -56,6 +56,7 @@ type column struct {
 	// identity says it is GENERATED ALWAYS (inserts must override it).
 	serial   string
 	identity bool
+	err      error // the type is one the copy does not know
 }
 
 // sqliteText reports whether SQLite stores a time as River's text
@@ -94,7 +95,8 @@ type schema struct {
 	tables []*table
 	// onlySQLite and onlyPG name the tables of one side only.
 	onlySQLite, onlyPG []string
-	// problems are columns that differ between the two sides.
+	// problems are what keeps a copied table from being copied: columns
+	// that differ between the two sides, types the copy does not know.
 	problems []string
 }
 
@@ -144,19 +146,26 @@ func readSchema(ctx context.Context, lite, pg *sql.DB) (*schema, error) {
 			continue
 		}
 		t := &table{name: name, key: keys[name]}
+		var problems []string
 		for _, c := range pcs {
 			decl, ok := lcs[c.name]
-			if !ok {
-				s.problems = append(s.problems, fmt.Sprintf("column %s.%s exists in PostgreSQL only", name, c.name))
-				continue
+			switch {
+			case !ok:
+				problems = append(problems, fmt.Sprintf("column %s.%s exists in PostgreSQL only", name, c.name))
+			case c.err != nil:
+				problems = append(problems, fmt.Sprintf("column %s.%s: %v", name, c.name, c.err))
+			default:
+				c.decl = decl
+				t.cols = append(t.cols, c)
 			}
-			c.decl = decl
-			t.cols = append(t.cols, c)
 		}
 		for n := range lcs {
 			if !slices.ContainsFunc(pcs, func(c column) bool { return c.name == n }) {
-				s.problems = append(s.problems, fmt.Sprintf("column %s.%s exists in SQLite only", name, n))
+				problems = append(problems, fmt.Sprintf("column %s.%s exists in SQLite only", name, n))
 			}
+		}
+		if _, skip := notCopied[name]; !skip {
+			s.problems = append(s.problems, problems...)
 		}
 		byName[name] = t
 	}
@@ -283,9 +292,7 @@ func pgCatalog(ctx context.Context, db *sql.DB) (cols map[string][]column, refs,
 		if err := rows.Scan(&tbl, &c.name, &typname, &typtype, &category, &c.pgType, &c.identity, &c.serial); err != nil {
 			return nil, nil, nil, err
 		}
-		if c.kind, err = pgKind(typname, typtype, category); err != nil {
-			return nil, nil, nil, fmt.Errorf("column %s.%s: %w", tbl, c.name, err)
-		}
+		c.kind, c.err = pgKind(typname, typtype, category)
 		cols[tbl] = append(cols[tbl], c)
 	}
 	if err := rows.Err(); err != nil {

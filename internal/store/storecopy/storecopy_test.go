@@ -369,3 +369,37 @@ func TestMissing(t *testing.T) {
 		t.Errorf("PostgreSQL rows missing from SQLite: %q, want audit 1, pools 1", got)
 	}
 }
+
+// TestCopyRefusesSchemasThatDiffer checks that a column on one side only,
+// or of a type the copy does not know, stops the copy before it writes,
+// unless it is in a table that is not copied.
+func TestCopyRefusesSchemasThatDiffer(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	src, pg := openSQLite(t, newSQLite(t)), openPostgres(t, newPostgres(t))
+	for _, q := range []string{"ALTER TABLE nodes ADD COLUMN whatever inet", "ALTER TABLE leases ADD COLUMN more text"} {
+		_, err := pg.SQL.ExecContext(ctx, q)
+		must(t, err)
+	}
+	_, err := Copy(ctx, src, pg, Options{})
+	must(t, err) // differences in tables that are not copied do not matter
+
+	for _, tt := range []struct{ pg, lite, want string }{
+		{"ALTER TABLE pools ADD COLUMN extra text", "", "column pools.extra exists in PostgreSQL only"},
+		{"", "ALTER TABLE users ADD COLUMN extra text", "column users.extra exists in SQLite only"},
+		{"ALTER TABLE policies ADD COLUMN net inet", "ALTER TABLE policies ADD COLUMN net TEXT", "column policies.net: type inet"},
+	} {
+		src, pg := openSQLite(t, newSQLite(t)), openPostgres(t, newPostgres(t))
+		if tt.pg != "" {
+			_, err := pg.SQL.ExecContext(ctx, tt.pg)
+			must(t, err)
+		}
+		if tt.lite != "" {
+			_, err := src.SQL.ExecContext(ctx, tt.lite)
+			must(t, err)
+		}
+		if _, err := Copy(ctx, src, pg, Options{}); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("copy with %q%q: %v, want %q", tt.pg, tt.lite, err, tt.want)
+		}
+	}
+}
