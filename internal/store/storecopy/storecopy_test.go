@@ -36,7 +36,7 @@ func must(t testing.TB, err error) {
 }
 
 // newSQLite makes a migrated SQLite file and returns its path.
-func newSQLite(t *testing.T) string {
+func newSQLite(t testing.TB) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "lobby.db")
 	db, err := sqlite.Open(t.Context(), path, quiet)
@@ -46,7 +46,7 @@ func newSQLite(t *testing.T) string {
 }
 
 // newPostgres makes a migrated PostgreSQL schema and returns its URL.
-func newPostgres(t *testing.T) string {
+func newPostgres(t testing.TB) string {
 	t.Helper()
 	url := pgtest.URL(t)
 	db, err := postgres.Open(t.Context(), url, quiet)
@@ -55,7 +55,7 @@ func newPostgres(t *testing.T) string {
 	return url
 }
 
-func openSQLite(t *testing.T, path string) DB {
+func openSQLite(t testing.TB, path string) DB {
 	t.Helper()
 	db, err := OpenSQLite(path)
 	must(t, err)
@@ -63,7 +63,7 @@ func openSQLite(t *testing.T, path string) DB {
 	return db
 }
 
-func openPostgres(t *testing.T, url string) DB {
+func openPostgres(t testing.TB, url string) DB {
 	t.Helper()
 	db, err := OpenPostgres(t.Context(), url)
 	must(t, err)
