@@ -47,7 +47,7 @@ func (t *Tool) copyToPG(ctx context.Context, dbURL string) error {
 	}
 	defer pg.Close()
 	name := "the database at " + w
-	info, err := inspect(ctx, pg, name)
+	info, err := inspect(ctx, pg, name, false)
 	if err != nil {
 		return err
 	}
@@ -92,7 +92,7 @@ func (t *Tool) openLocal(ctx context.Context) (storecopy.DB, error) {
 	if err != nil {
 		return db, err
 	}
-	info, err := inspect(ctx, db, path)
+	info, err := inspect(ctx, db, path, false)
 	if err != nil || info.Version == sqlstore.SchemaVersion {
 		if err != nil {
 			db.Close()

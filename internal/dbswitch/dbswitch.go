@@ -121,14 +121,21 @@ func openPG(ctx context.Context, dbURL string) (storecopy.DB, string, error) {
 }
 
 // inspect reads what a database holds, refusing a schema newer than this
-// Lobby knows.
-func inspect(ctx context.Context, db storecopy.DB, name string) (*storecopy.Info, error) {
+// Lobby knows; ahead allows a newer one that this Lobby may still serve
+// (a cluster in a rolling upgrade), which a node can join but a copy
+// cannot write.
+func inspect(ctx context.Context, db storecopy.DB, name string, ahead bool) (*storecopy.Info, error) {
 	info, err := storecopy.Inspect(ctx, db)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
-	if info.Version > sqlstore.SchemaVersion {
-		return nil, fmt.Errorf("%s is at schema version %d, newer than the %d this Lobby knows: a newer release migrated it; run this command with that release", name, info.Version, sqlstore.SchemaVersion)
+	switch info.State(sqlstore.SchemaVersion) {
+	case store.SchemaIncompatible:
+		return nil, fmt.Errorf("%s is at schema version %d and needs a Lobby that knows schema %d or later; this one knows %d: run this command with the release that migrated it", name, info.Version, info.Floor, sqlstore.SchemaVersion)
+	case store.SchemaAhead:
+		if !ahead {
+			return nil, fmt.Errorf("%s is at schema version %d, newer than the %d this Lobby knows: a newer release migrated it; run this command with that release", name, info.Version, sqlstore.SchemaVersion)
+		}
 	}
 	return info, nil
 }

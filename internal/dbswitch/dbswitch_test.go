@@ -245,6 +245,15 @@ func TestRefusals(t *testing.T) {
 		if err := tl.Copy(ctx, url); err == nil || !strings.Contains(err.Error(), "schema version 999, newer") {
 			t.Errorf("copy into a newer schema: %v", err)
 		}
+		if err := tl.SwitchToPostgres(ctx, ToPostgres{URL: url, SiteID: 1, Copy: true}); err == nil || !strings.Contains(err.Error(), "schema version 999, newer") {
+			t.Errorf("switch --copy into a newer schema: %v", err)
+		}
+		// Contracted beyond this Lobby: not even a node could join it.
+		_, err = pg.SQL.ExecContext(ctx, "UPDATE schema_compat SET floor_version = 999")
+		must(t, err)
+		if err := tl.SwitchToPostgres(ctx, ToPostgres{URL: url, SiteID: 1}); err == nil || !strings.Contains(err.Error(), "needs a Lobby that knows schema 999") {
+			t.Errorf("switch onto an incompatible schema: %v", err)
+		}
 	})
 	t.Run("bad cluster key", func(t *testing.T) {
 		tl, _ := tool(n.dir, "short")

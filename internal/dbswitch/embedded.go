@@ -67,7 +67,7 @@ func (t *Tool) backToSQLite(ctx context.Context, dbURL string) error {
 		return err
 	}
 	defer lite.Close()
-	info, err := inspect(ctx, lite, path)
+	info, err := inspect(ctx, lite, path, true)
 	if err != nil {
 		return err
 	}
@@ -102,7 +102,7 @@ func (t *Tool) copyToSQLite(ctx context.Context, dbURL string) (err error) {
 		if err != nil {
 			return err
 		}
-		info, err := inspect(ctx, lite, path)
+		info, err := inspect(ctx, lite, path, false)
 		lite.Close()
 		if err != nil {
 			return err
@@ -117,7 +117,7 @@ func (t *Tool) copyToSQLite(ctx context.Context, dbURL string) (err error) {
 	}
 	defer pg.Close()
 	name := "the database at " + w
-	info, err := inspect(ctx, pg, name)
+	info, err := inspect(ctx, pg, name, false)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"lobby/internal/cluster"
 	"lobby/internal/datadir"
 	"lobby/internal/pki"
+	"lobby/internal/store"
 	"lobby/internal/store/sqlstore"
 	"lobby/internal/store/storecopy"
 )
@@ -57,7 +58,7 @@ func (t *Tool) SwitchToPostgres(ctx context.Context, p ToPostgres) error {
 	}
 	defer pg.Close()
 	name := "the database at " + w
-	info, err := inspect(ctx, pg, name)
+	info, err := inspect(ctx, pg, name, true)
 	if err != nil {
 		return err
 	}
@@ -99,7 +100,7 @@ func (t *Tool) localInfo(ctx context.Context, onSQLite bool) (*storecopy.Info, e
 		return nil, err
 	}
 	defer db.Close()
-	return inspect(ctx, db, t.sqlitePath())
+	return inspect(ctx, db, t.sqlitePath(), true)
 }
 
 // intoEmpty moves the node into an empty database: its data first, with
@@ -135,8 +136,11 @@ func (t *Tool) joinCluster(ctx context.Context, p ToPostgres, pg storecopy.DB, n
 			return err
 		}
 	}
-	if info.Version < sqlstore.SchemaVersion {
+	switch info.State(sqlstore.SchemaVersion) {
+	case store.SchemaBehind:
 		t.say("%s is at schema version %d: the node migrates it to %d when it starts.", name, info.Version, sqlstore.SchemaVersion)
+	case store.SchemaAhead:
+		t.say("%s is at schema version %d, newer than this Lobby's %d, which it may still serve (a rolling upgrade): upgrade this node to the release the other nodes run.", name, info.Version, sqlstore.SchemaVersion)
 	}
 	return nil
 }

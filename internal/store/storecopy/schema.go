@@ -16,6 +16,7 @@ import (
 // here; a table that exists on one side only must be listed.
 var notCopied = map[string]string{
 	sqlstore.VersionTable: "written by the target's own migrations",
+	"schema_compat":       "written by the target's own migrations",
 	"river_migration":     "written by the target's own migrations",
 	"nodes":               "each node registers itself where it runs",
 	"leases":              "held by running nodes only",
@@ -27,7 +28,7 @@ var notCopied = map[string]string{
 
 // migrationTables hold what migrations write: a database holding rows in
 // these only is empty.
-var migrationTables = []string{sqlstore.VersionTable, "river_migration"}
+var migrationTables = []string{sqlstore.VersionTable, "schema_compat", "river_migration"}
 
 // kind is how a column's values travel between the dialects.
 type kind int

@@ -88,8 +88,9 @@ func Summary(counts []TableRows) string {
 
 // Info is what a database holds.
 type Info struct {
-	// Version is the schema version (0 when no Lobby migrated it).
-	Version int64
+	// Schema is the schema's version (0 when no Lobby migrated it) and
+	// floor.
+	store.Schema
 	// Rows counts the rows of each table that has some, but the tables
 	// that migrations write.
 	Rows []TableRows
@@ -109,6 +110,11 @@ func Inspect(ctx context.Context, db DB) (*Info, error) {
 	info := &Info{}
 	if info.Version, err = schemaVersion(ctx, db.SQL, names); err != nil {
 		return nil, err
+	}
+	if contains(names, "schema_compat") {
+		if err := db.SQL.QueryRowContext(ctx, "SELECT floor_version FROM schema_compat").Scan(&info.Floor); err != nil {
+			return nil, fmt.Errorf("read the schema's floor: %w", err)
+		}
 	}
 	info.Rows, err = countRows(ctx, db.SQL, names)
 	return info, err
