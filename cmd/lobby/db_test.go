@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"lobby/internal/datadir"
+	"lobby/internal/store/pgtest"
 )
 
 func TestDBMoveUsage(t *testing.T) {
@@ -78,5 +79,21 @@ func TestServerUsesTheRecordedDatabase(t *testing.T) {
 	}
 	if _, _, err := parse("dev"); err == nil || !strings.Contains(err.Error(), "lobby server --data") {
 		t.Errorf("lobby dev on a directory moved to PostgreSQL: %v", err)
+	}
+}
+
+// TestMigrateUsesTheRecordedDatabase checks that `lobby admin db migrate
+// --data DIR` migrates the database the node runs on, the one `lobby
+// admin db switch` recorded, not the embedded one it left.
+func TestMigrateUsesTheRecordedDatabase(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := datadir.WriteChoice(dir, datadir.Choice{Database: datadir.Postgres, Postgres: pgtest.URL(t), SiteID: 1, Switched: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	code := runDBMigrate(context.Background(), []string{"--data", dir}, &out, &errb, env(nil))
+	if code != 0 || !strings.Contains(out.String(), "Database:  PostgreSQL, schema 0") {
+		t.Fatalf("migrate --data of a node on PostgreSQL: exit %d\n%s%s", code, out.String(), errb.String())
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"lobby/internal/cluster"
 	"lobby/internal/config"
+	"lobby/internal/datadir"
 	"lobby/internal/lobby"
 	"lobby/internal/store"
 	"lobby/internal/store/postgres"
@@ -32,7 +33,7 @@ import (
 func runDBMigrate(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	fs := flag.NewFlagSet("lobby admin db migrate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	data := fs.String("data", "/var/lib/lobby", "the node's data directory, whose lobby.db is migrated when no --postgres is given")
+	data := fs.String("data", "/var/lib/lobby", "the node's data directory: without --postgres, the database it runs on (recorded by `lobby admin db switch`, else its lobby.db) is migrated")
 	pg := fs.String("postgres", "", "PostgreSQL URL of the cluster's database")
 	dryRun := fs.Bool("dry-run", false, "say what would be migrated, and change nothing")
 	logLevel := fs.String("log-level", "warn", "debug, info, warn or error")
@@ -60,6 +61,17 @@ func runDBMigrate(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	if err != nil {
 		fmt.Fprintf(stderr, "lobby admin db migrate: %v\n", err)
 		return 2
+	}
+	if *pg == "" {
+		// The database `lobby server --data DIR` would run on.
+		c, ok, err := datadir.ReadChoice(*data)
+		if err != nil {
+			fmt.Fprintf(stderr, "lobby admin db migrate: %v\n", err)
+			return 1
+		}
+		if ok && c.Database == datadir.Postgres {
+			*pg = c.Postgres
+		}
 	}
 	if err := dbMigrate(ctx, stdout, log, *pg, *data, *dryRun); err != nil {
 		fmt.Fprintf(stderr, "lobby admin db migrate: %v\n", err)
