@@ -458,7 +458,7 @@ func TestManagerPassDeletesExpired(t *testing.T) {
 			must(t, st.CreateTicket(ctx, &store.Ticket{Hash: "tk-" + hash, UserID: u.ID, DesktopID: ds[0].ID, Created: now.Add(-time.Hour), Expires: exp}))
 			must(t, st.CreateToken(ctx, &store.Token{Hash: "tok-" + hash, UserID: u.ID, Name: "login", Created: now.Add(-time.Hour), Expires: exp}))
 		}
-		NewManager(f.svc, func() []string { return nil }).Pass(ctx)
+		NewManager(f.svc, func(context.Context) []string { return nil }).Pass(ctx)
 		if _, err := st.GetToken(ctx, "tok-old"); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("expired token: %v, want deleted", err)
 		}

@@ -195,8 +195,8 @@ func (s *Service) DeleteExpired(ctx context.Context) error {
 // timed release plans. One node runs it at a time.
 type Manager struct {
 	Service  *Service
-	Hosts    func() []string // hosts that can take new desktops
-	Interval time.Duration   // default 5 s
+	Hosts    func(context.Context) []string // hosts that can take new desktops (on any node)
+	Interval time.Duration                  // default 5 s
 	// KickGap is the least time between two passes over the pools kicked
 	// (default 100 ms): under load every connect kicks its pool, and one
 	// pass after a burst sees what all of them did.
@@ -210,7 +210,7 @@ type Manager struct {
 func (m *Manager) leads() bool { return m.Leader == nil || m.Leader() }
 
 // NewManager returns a Manager; pass its Kick to Service.Kick.
-func NewManager(s *Service, hosts func() []string) *Manager {
+func NewManager(s *Service, hosts func(context.Context) []string) *Manager {
 	return &Manager{Service: s, Hosts: hosts, Interval: 5 * time.Second, KickGap: 100 * time.Millisecond, kick: make(chan string, 64)}
 }
 
@@ -253,7 +253,7 @@ func (m *Manager) Run(ctx context.Context) {
 			if !m.leads() {
 				continue
 			}
-			hosts := m.Hosts()
+			hosts := m.Hosts(ctx)
 			for id := range pools {
 				if err := m.Service.Stock(ctx, id, hosts); err != nil && ctx.Err() == nil {
 					m.Service.Logger.Warn("stock pool", "pool", id, "err", err)
@@ -287,7 +287,7 @@ func (m *Manager) Pass(ctx context.Context) {
 		}
 		return
 	}
-	hosts := m.Hosts()
+	hosts := m.Hosts(ctx)
 	for _, p := range pools {
 		if err := m.Service.Stock(ctx, p.ID, hosts); err != nil && ctx.Err() == nil {
 			log.Warn("stock pool", "pool", p.Name, "err", err)

@@ -1,6 +1,7 @@
-// Package hostconn keeps the node's view of the host agents linked to it:
-// a registry from host ID to a Conn that carries commands and console
-// streams, whether the agent runs in-process (lobby dev) or across a link.
+// Package hostconn keeps the node's view of the host agents: a registry
+// from host ID to a Conn that carries commands and console streams,
+// whether the agent runs in-process (lobby dev), across a link to this
+// node, or across a link to another node (through a Router).
 package hostconn
 
 import (
@@ -46,10 +47,20 @@ type Command struct {
 	Template string `json:"template,omitempty"`
 }
 
+// Router reaches the hosts whose agents are linked to other nodes
+// (link.Hub, over its node links).
+type Router interface {
+	// Route returns a connection to a host not linked to this node, or
+	// an error (lobby.KindUnavailable, KindNotFound) saying why there is
+	// none.
+	Route(ctx context.Context, hostID string) (Conn, error)
+}
+
 // Registry maps host IDs to their live connections.
 type Registry struct {
-	mu    sync.RWMutex
-	conns map[string]Conn
+	mu     sync.RWMutex
+	conns  map[string]Conn
+	router Router
 }
 
 // NewRegistry returns an empty registry.
@@ -71,15 +82,36 @@ func (r *Registry) Remove(hostID string, c Conn) {
 	}
 }
 
-// Get returns the connection of a host, or an Unavailable error.
+// SetRouter makes Get fall back to rt for hosts not linked here.
+func (r *Registry) SetRouter(rt Router) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.router = rt
+}
+
+// Get returns the connection of a host. A host not linked here is
+// reached through the Router, looked up again at each call (so that a
+// host moving between nodes is followed); without a Router, Get returns
+// an Unavailable error.
 func (r *Registry) Get(hostID string) (Conn, error) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	c, ok := r.conns[hostID]
-	if !ok {
-		return nil, lobby.Errorf(lobby.KindUnavailable, "host %s is not linked to this node: check that its agent is running", hostID)
+	if c, ok := r.conns[hostID]; ok {
+		return c, nil
 	}
-	return c, nil
+	if r.router != nil {
+		return routed{r: r.router, hostID: hostID}, nil
+	}
+	return nil, lobby.Errorf(lobby.KindUnavailable, "host %s is not linked to this node: check that its agent is running", hostID)
+}
+
+// Linked returns the connection of a host linked to this node (or run
+// in-process), without the Router.
+func (r *Registry) Linked(hostID string) (Conn, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	c, ok := r.conns[hostID]
+	return c, ok
 }
 
 // IDs lists the linked hosts.
@@ -91,6 +123,36 @@ func (r *Registry) IDs() []string {
 		ids = append(ids, id)
 	}
 	return ids
+}
+
+// routed reaches a host through a Router at each call.
+type routed struct {
+	r      Router
+	hostID string
+}
+
+func (c routed) Do(ctx context.Context, cmd Command) (provider.Desktop, error) {
+	conn, err := c.r.Route(ctx, c.hostID)
+	if err != nil {
+		return provider.Desktop{}, err
+	}
+	return conn.Do(ctx, cmd)
+}
+
+func (c routed) List(ctx context.Context) ([]provider.Desktop, error) {
+	conn, err := c.r.Route(ctx, c.hostID)
+	if err != nil {
+		return nil, err
+	}
+	return conn.List(ctx)
+}
+
+func (c routed) DialConsole(ctx context.Context, desktop string) (net.Conn, error) {
+	conn, err := c.r.Route(ctx, c.hostID)
+	if err != nil {
+		return nil, err
+	}
+	return conn.DialConsole(ctx, desktop)
 }
 
 // Local adapts an in-process provider to a Conn.

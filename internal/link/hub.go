@@ -23,8 +23,9 @@ import (
 
 // Hub is a node's side of its links: it admits agents with join tokens,
 // accepts their links, registers each linked host in Hosts (so jobs and
-// the gateway reach it), applies their reports to the store, and lists
-// the links.
+// the gateway reach it), applies their reports to the store, keeps node
+// links to the other nodes (RunPeers) to reach the hosts linked to them
+// (Route), and lists the links.
 type Hub struct {
 	Store   store.Store
 	CA      *pki.CA
@@ -35,7 +36,12 @@ type Hub struct {
 	Release string
 	Logger  *slog.Logger
 	Now     func() time.Time
+	// NodePing is how often node links ping (default 1 s); NodeStale is
+	// how long a node's heartbeat may stand still before this node stops
+	// linking to it (default 10 s, as cluster.DefaultStaleAfter).
+	NodePing, NodeStale time.Duration
 
+	nl      nodeLinks
 	mu      sync.Mutex
 	leaves  map[string]*leaf // by host ID
 	refused []Status         // the latest refusals, oldest first
@@ -51,20 +57,24 @@ const maxRefused = 50
 
 // Status is one row of the link list.
 type Status struct {
-	Kind      string                 `json:"kind"`  // "leaf": an agent linked to this node
-	State     string                 `json:"state"` // "up", or "refused" for a failed attempt
-	Hub       string                 `json:"hub"`   // this node's name
-	SiteID    int                    `json:"site_id"`
-	Peer      string                 `json:"peer"` // the host's name
-	HostID    string                 `json:"host_id,omitempty"`
-	Address   string                 `json:"address"`
-	Since     time.Time              `json:"since"` // up since, or when refused
-	RTTMillis float64                `json:"rtt_ms"`
-	Ping      linkproto.Duration     `json:"ping,omitempty"`
-	Proto     int                    `json:"proto,omitempty"`
-	Release   string                 `json:"release,omitempty"`
-	Upstreams []linkproto.HubSetting `json:"upstreams,omitempty"`
-	LastError string                 `json:"last_error,omitempty"`
+	Kind string `json:"kind"` // "leaf": an agent linked to this node; "node": a link to another node
+	// State is "up", or "refused" for a failed attempt; a node link not
+	// up is "connecting" (this node dials it) or "waiting" (it dials
+	// this node).
+	State      string                 `json:"state"`
+	Hub        string                 `json:"hub"` // this node's name
+	SiteID     int                    `json:"site_id"`
+	Peer       string                 `json:"peer"`                   // the host's or the other node's name
+	PeerSiteID int                    `json:"peer_site_id,omitempty"` // the other node's site ID
+	HostID     string                 `json:"host_id,omitempty"`
+	Address    string                 `json:"address"`
+	Since      time.Time              `json:"since"` // up since, or when refused
+	RTTMillis  float64                `json:"rtt_ms"`
+	Ping       linkproto.Duration     `json:"ping,omitempty"`
+	Proto      int                    `json:"proto,omitempty"`
+	Release    string                 `json:"release,omitempty"`
+	Upstreams  []linkproto.HubSetting `json:"upstreams,omitempty"`
+	LastError  string                 `json:"last_error,omitempty"`
 }
 
 // Ping intervals a leaf may ask for.
@@ -116,6 +126,8 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.join(r.Context(), conn, hello, st)
 	case linkproto.KindLeaf:
 		h.serveLeaf(conn, hello, st)
+	case linkproto.KindNode:
+		h.acceptNode(conn, hello, st)
 	default:
 		h.refuse(conn, st, linkproto.CodeIncompatible, "unknown link kind %q", hello.Kind)
 	}
@@ -129,7 +141,10 @@ func (h *Hub) refuse(conn net.Conn, st Status, code, format string, args ...any)
 		_ = linkproto.WriteFrame(conn, linkproto.Welcome{Proto: linkproto.Version, Hub: h.Name, SiteID: h.SiteID, Error: &linkproto.Error{Code: code, Message: msg}})
 	}
 	h.Logger.Warn("link refused", "remote", st.Address, "peer", st.Peer, "code", code, "reason", msg)
-	st.Kind, st.State, st.Hub, st.SiteID, st.Since, st.LastError = "leaf", "refused", h.Name, h.SiteID, h.now(), msg
+	if st.Kind == "" {
+		st.Kind = "leaf"
+	}
+	st.State, st.Hub, st.SiteID, st.Since, st.LastError = "refused", h.Name, h.SiteID, h.now(), msg
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.refused = append(h.refused, st)

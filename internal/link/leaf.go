@@ -21,8 +21,10 @@ import (
 	"lobby/internal/store"
 )
 
-// leaf is one agent linked to this node; it is the host's hostconn.Conn.
+// leaf is one agent linked to this node; it is the host's hostconn.Conn
+// (agentStreams over the link's streams).
 type leaf struct {
+	agentStreams
 	hub    *Hub
 	sess   *yamux.Session
 	status Status // fixed at link time; RTT and LastError below
@@ -90,6 +92,7 @@ func (h *Hub) serveLeaf(conn *tls.Conn, hello linkproto.Hello, st Status) {
 	st.Kind, st.State, st.Hub, st.SiteID, st.Since = "leaf", "up", h.Name, h.SiteID, now
 	st.Ping, st.Upstreams = linkproto.Duration(ping), hello.Upstreams
 	l := &leaf{hub: h, sess: sess, status: st, ping: ping, watch: newWatch(conn, ping)}
+	l.agentStreams = agentStreams{where: "host " + st.Peer, open: func() (net.Conn, error) { return sess.OpenStream() }}
 	if !h.add(l) {
 		return // the node is closing
 	}
@@ -112,7 +115,7 @@ func (h *Hub) serveLeaf(conn *tls.Conn, hello linkproto.Hello, st Status) {
 func (h *Hub) unlink(l *leaf) {
 	if h.remove(l) {
 		h.Logger.Info("host unlinked", "host", l.status.Peer, "id", l.status.HostID, "reason", l.lastError())
-		h.writeState(l, lobby.HostDown, nil)
+		h.writeDown(l)
 	}
 }
 
@@ -168,6 +171,16 @@ func (h *Hub) writeState(l *leaf, state lobby.HostState, rep *linkproto.Report) 
 		h.Logger.Warn("record host state", "host", l.status.Peer, "err", err)
 	}
 	return err
+}
+
+// writeDown records the host down, unless it has linked to another node
+// meanwhile (an agent whose hub stops moves on at once).
+func (h *Hub) writeDown(l *leaf) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := h.Store.SetHostDown(ctx, l.status.HostID, h.SiteID, h.now()); err != nil && !errors.Is(err, store.ErrNotFound) {
+		h.Logger.Warn("record host down", "host", l.status.Peer, "err", err)
+	}
 }
 
 func (l *leaf) setError(msg string) {
@@ -232,91 +245,6 @@ func (l *leaf) apply(rep *linkproto.Report) {
 	}
 }
 
-// stream opens a stream to the leaf and sends open; ctx bounds the whole
-// exchange that follows (until the returned stop is called).
-func (l *leaf) stream(ctx context.Context, open linkproto.Open) (s net.Conn, stop func() bool, err error) {
-	ys, err := l.sess.OpenStream()
-	if err != nil {
-		return nil, nil, lobby.Errorf(lobby.KindUnavailable, "the link to host %s is down: %v", l.status.Peer, err)
-	}
-	stop = context.AfterFunc(ctx, func() { _ = ys.SetDeadline(time.Now()) })
-	if err := linkproto.WriteFrame(ys, open); err != nil {
-		stop()
-		ys.Close()
-		return nil, nil, lobby.Errorf(lobby.KindUnavailable, "the link to host %s dropped: %v", l.status.Peer, err)
-	}
-	return ys, stop, nil
-}
-
-// Do implements hostconn.Conn: the command runs on the agent, which
-// remembers (ID, Op) so that a retry after a dropped link is answered
-// without running it twice.
-func (l *leaf) Do(ctx context.Context, cmd hostconn.Command) (provider.Desktop, error) {
-	s, stop, err := l.stream(ctx, linkproto.Open{Type: linkproto.StreamCommand, Command: &linkproto.Command{
-		ID: cmd.ID, Op: string(cmd.Op), Desktop: cmd.Desktop, Template: cmd.Template}})
-	if err != nil {
-		return provider.Desktop{}, err
-	}
-	defer s.Close()
-	defer stop()
-	var res linkproto.Result
-	if err := linkproto.ReadFrame(s, &res); err != nil {
-		if ctx.Err() != nil {
-			return provider.Desktop{}, ctx.Err()
-		}
-		return provider.Desktop{}, lobby.Errorf(lobby.KindUnavailable, "the link to host %s dropped before it answered command %s (%s %s): it is retried with the same ID", l.status.Peer, cmd.ID, cmd.Op, cmd.Desktop)
-	}
-	if res.Error != nil {
-		return provider.Desktop{}, ErrorFromWire(res.Error)
-	}
-	if res.Desktop == nil {
-		return provider.Desktop{Name: cmd.Desktop}, nil
-	}
-	return fromWire(*res.Desktop), nil
-}
-
-// List implements hostconn.Conn.
-func (l *leaf) List(ctx context.Context) ([]provider.Desktop, error) {
-	s, stop, err := l.stream(ctx, linkproto.Open{Type: linkproto.StreamList})
-	if err != nil {
-		return nil, err
-	}
-	defer s.Close()
-	defer stop()
-	var rep linkproto.Report
-	if err := linkproto.ReadFrame(s, &rep); err != nil {
-		return nil, lobby.Errorf(lobby.KindUnavailable, "the link to host %s dropped: %v", l.status.Peer, err)
-	}
-	ds := make([]provider.Desktop, len(rep.Desktops))
-	for i, d := range rep.Desktops {
-		ds[i] = fromWire(d)
-	}
-	return ds, nil
-}
-
-// DialConsole implements hostconn.Conn: a stream to the agent, which
-// dials the console on its loopback and authenticates to it.
-func (l *leaf) DialConsole(ctx context.Context, desktop string) (net.Conn, error) {
-	s, stop, err := l.stream(ctx, linkproto.Open{Type: linkproto.StreamConsole, Desktop: desktop})
-	if err != nil {
-		return nil, err
-	}
-	var res linkproto.Result
-	err = linkproto.ReadFrame(s, &res)
-	if !stop() || err != nil {
-		s.Close()
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, lobby.Errorf(lobby.KindUnavailable, "the link to host %s dropped: %v", l.status.Peer, err)
-	}
-	if res.Error != nil {
-		s.Close()
-		return nil, ErrorFromWire(res.Error)
-	}
-	return s, nil
-}
-
 // Links lists this node's links and the latest refusals, by peer name.
 func (h *Hub) Links() []Status {
 	h.mu.Lock()
@@ -331,6 +259,7 @@ func (h *Hub) Links() []Status {
 	}
 	out = append(out, h.refused...)
 	h.mu.Unlock()
+	out = append(out, h.peerLinks()...)
 	sort.SliceStable(out, func(i, j int) bool {
 		if out[i].State != out[j].State {
 			return out[i].State == "up"
@@ -351,8 +280,14 @@ func (h *Hub) Linked(hostID string) bool {
 }
 
 // Cut ends a host's link at once (its certificate was revoked, or the
-// host removed) and reports whether it had one.
+// host removed), here and on the other nodes, and reports whether it had
+// one here.
 func (h *Hub) Cut(hostID, why string) bool {
+	h.cutPeers(hostID, why)
+	return h.cutLocal(hostID, why)
+}
+
+func (h *Hub) cutLocal(hostID, why string) bool {
 	h.mu.Lock()
 	l := h.leaves[hostID]
 	h.mu.Unlock()
@@ -433,6 +368,7 @@ func (h *Hub) Close() {
 		l.setError("the node is stopping")
 		go l.sess.Close() // in parallel: each waits up to a second for its agent's goodbye
 	}
+	h.closePeers()
 	h.wg.Wait()
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -334,7 +335,7 @@ func TestLinkRefusals(t *testing.T) {
 
 	t.Run("incompatible protocol", func(t *testing.T) {
 		w := rawHello(t, n, nil, linkproto.Hello{Proto: linkproto.Version + 1, Kind: linkproto.KindLeaf, Name: "future"})
-		if w.Error == nil || w.Error.Code != linkproto.CodeIncompatible || !strings.Contains(w.Error.Message, "version 2") || !strings.Contains(w.Error.Message, "versions 1 to 1") {
+		if w.Error == nil || w.Error.Code != linkproto.CodeIncompatible || !strings.Contains(w.Error.Message, fmt.Sprintf("version %d", linkproto.Version+1)) || !strings.Contains(w.Error.Message, fmt.Sprintf("versions %d to %d", linkproto.MinVersion, linkproto.Version)) {
 			t.Fatalf("welcome = %+v, want an incompatible-protocol refusal naming both versions", w.Error)
 		}
 	})

@@ -1,17 +1,22 @@
 // Package linkproto is the wire protocol of links between Lobby processes
-// (agent ⇄ node): every message, the framing, the join token format and
-// the protocol version, in one place so that a change is a visible
-// version bump.
+// (agent ⇄ node and node ⇄ node): every message, the framing, the join
+// token format and the protocol version, in one place so that a change is
+// a visible version bump.
 //
 // A link is a WebSocket on the node's normal listener at Path, carrying
 // mutual TLS end to end (the node's and the host's certificates from the
 // cluster CA), carrying the frames below:
 //
-//  1. the leaf sends Hello; the hub answers Welcome (with Error set when
-//     it refuses, and the link ends);
+//  1. the dialing side sends Hello; the hub answers Welcome (with Error
+//     set when it refuses, and the link ends);
 //  2. for a join, that is all: Welcome carries the host's certificate;
-//  3. otherwise both sides run yamux (the leaf as client). Every stream
-//     starts with an Open frame naming what it is for.
+//  3. otherwise both sides run yamux (the dialing side as client). Every
+//     stream starts with an Open frame naming what it is for.
+//
+// A node link (Hello kind KindNode, since version 2) joins two nodes, so
+// that either reaches the hosts linked to the other: a StreamHost stream
+// names the host and, once the peer answers that it has the host, carries
+// what a stream from a hub to that host's agent carries.
 package linkproto
 
 import (
@@ -27,9 +32,14 @@ import (
 
 // Version is the protocol this release speaks; MinVersion the oldest it
 // still accepts. Bump Version for any change to the messages below.
+//
+// Version 2 added node links (KindNode, StreamHost, StreamCut); leaves of
+// version 1 are still served.
 const (
-	Version    = 1
+	Version    = 2
 	MinVersion = 1
+	// MinNodeVersion is the oldest version a node link may speak.
+	MinNodeVersion = 2
 )
 
 // Path is where a node accepts links; Subprotocol the WebSocket
@@ -81,13 +91,14 @@ func ReadFrame(r io.Reader, v any) error {
 const (
 	KindJoin = "join" // redeem a join token for a host certificate
 	KindLeaf = "leaf" // an agent linking with its certificate
+	KindNode = "node" // a node linking to another node with its certificate
 )
 
 // Hello is the leaf's first frame.
 type Hello struct {
 	Proto    int    `json:"proto"`
 	Kind     string `json:"kind"`
-	Name     string `json:"name"`    // the host's name
+	Name     string `json:"name"`    // the host's (or node's) name
 	Release  string `json:"release"` // the agent's release, e.g. 0.2.0
 	Provider string `json:"provider,omitempty"`
 	// Join: the token's ID and secret, and a certificate request (DER).
@@ -97,6 +108,8 @@ type Hello struct {
 	// Leaf: its link settings, for the node to show.
 	Ping      Duration     `json:"ping,omitempty"`
 	Upstreams []HubSetting `json:"upstreams,omitempty"`
+	// Node: the dialing node's site ID, which its certificate names.
+	SiteID int `json:"site_id,omitempty"`
 }
 
 // HubSetting is one entry of a leaf's ordered list of upstream hubs.
@@ -118,6 +131,8 @@ type Welcome struct {
 	// bounds); the leaf ends a link silent for three of them.
 	Ping  Duration `json:"ping,omitempty"`
 	Error *Error   `json:"error,omitempty"`
+	// Node: the accepting node's release.
+	Release string `json:"release,omitempty"`
 	// Join: the host's certificate (DER), issued by the CA.
 	Cert []byte `json:"cert,omitempty"`
 }
@@ -148,6 +163,9 @@ const (
 	StreamConsole = "console" // hub → leaf: Open{Desktop}, Result, then raw console bytes
 	StreamList    = "list"    // hub → leaf: Open, then Report
 	StreamReport  = "report"  // leaf → hub: a Report frame whenever something changed
+	// Node links, either way.
+	StreamHost = "host" // Open{Host}, Result (the peer has the host, or why not), then as a hub → leaf stream
+	StreamCut  = "cut"  // Open{Host, Reason}, Result: end the host's link, if the peer has it (revoked, removed)
 )
 
 // Open starts a stream.
@@ -155,6 +173,8 @@ type Open struct {
 	Type    string   `json:"type"`
 	Command *Command `json:"command,omitempty"`
 	Desktop string   `json:"desktop,omitempty"`
+	Host    string   `json:"host,omitempty"`   // StreamHost, StreamCut: the host's ID
+	Reason  string   `json:"reason,omitempty"` // StreamCut
 }
 
 // Command is one provider operation. ID identifies it across retries:

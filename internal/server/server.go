@@ -46,6 +46,10 @@ type Config struct {
 	Postgres string // PostgreSQL URL; empty means embedded SQLite in DataDir
 	SiteID   int    // unique per node; default 1
 	Name     string // this node's name on links (hub name masks match it); default the hostname
+	// Advertise is the URL other nodes reach this node at (node links
+	// dial it; the node list shows it); default the scheme and the bound
+	// listen address, with Name for an unspecified host (0.0.0.0).
+	Advertise string
 	// ClusterKey seals the cluster CA's key in the store
 	// (LOBBY_CLUSTER_KEY). Required with Postgres; a standalone node
 	// keeps its own in DataDir when empty.
@@ -186,6 +190,11 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := s.openHub(ctx); err != nil {
 		return nil, err
 	}
+	// Bound before joining, so that the node list has the real address
+	// (the port of --listen :0 is known only now).
+	if err := s.bind(); err != nil {
+		return nil, err
+	}
 	if err := s.joinCluster(ctx); err != nil {
 		return nil, err
 	}
@@ -194,7 +203,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	s.Gateway = &gateway.Gateway{Tickets: s.Auth, Store: s.Store, Hosts: s.Hosts, Logger: s.log, Now: time.Now}
 	s.Assign = &assign.Service{Store: s.Store, Queue: s.Queue, Sessions: s.Gateway, Logger: s.log, Now: time.Now}
-	s.Manager = assign.NewManager(s.Assign, s.Hosts.IDs)
+	s.Manager = assign.NewManager(s.Assign, s.Hub.Placeable)
 	s.Manager.Leader = s.Member.Leader
 	s.Assign.Kick = s.Manager.Kick
 	if cfg.LocalAgent {
@@ -260,7 +269,10 @@ func (s *Server) openHub(ctx context.Context) error {
 		return err
 	}
 	s.Hub = &link.Hub{Store: s.Store, CA: s.CA, Cert: cert, Name: s.cfg.Name, SiteID: s.cfg.SiteID,
-		Hosts: s.Hosts, Release: s.cfg.Version, Logger: s.log.With("component", "link"), Now: time.Now}
+		Hosts: s.Hosts, Release: s.cfg.Version, Logger: s.log.With("component", "link"), Now: time.Now,
+		NodeStale: cluster.DefaultStaleAfter}
+	// Hosts linked to other nodes are reached over the node links.
+	s.Hosts.SetRouter(s.Hub)
 	if err := s.markLinksDown(ctx, now); err != nil {
 		// On a schema this node does not serve (maintenance mode), its
 		// queries may not fit: the hosts link again anyway.
@@ -279,13 +291,9 @@ func (s *Server) openHub(ctx context.Context) error {
 // while this binary may not serve it, the node is in maintenance mode,
 // where only administrators sign in.
 func (s *Server) joinCluster(ctx context.Context) error {
-	scheme := "https"
-	if s.cfg.PlainHTTP {
-		scheme = "http"
-	}
 	var err error
 	s.Member, err = cluster.Join(ctx, cluster.Config{Store: s.Store, Logger: s.log, Node: lobby.Node{
-		SiteID: s.cfg.SiteID, Name: s.cfg.Name, Address: scheme + "://" + s.cfg.Listen, Version: s.cfg.Version, SchemaVersion: sqlstore.SchemaVersion}})
+		SiteID: s.cfg.SiteID, Name: s.cfg.Name, Address: s.advertise(), Version: s.cfg.Version, SchemaVersion: sqlstore.SchemaVersion}})
 	if err != nil {
 		return err
 	}
@@ -323,7 +331,7 @@ func (s *Server) markLinksDown(ctx context.Context, now time.Time) error {
 		}
 		for _, h := range hs {
 			if h.SiteID == s.cfg.SiteID && h.State == lobby.HostUp && h.CertSerial != "" {
-				if err := s.Store.SetHostState(ctx, h.ID, lobby.HostDown, h.SiteID, h.LastSeen); err != nil {
+				if _, err := s.Store.SetHostDown(ctx, h.ID, h.SiteID, h.LastSeen); err != nil && !errors.Is(err, store.ErrNotFound) {
 					return fmt.Errorf("mark host %s down: %w", h.Name, err)
 				}
 			}
@@ -348,7 +356,8 @@ func ensureWritable(dir string) error {
 	return os.Remove(f.Name())
 }
 
-func (s *Server) listen() error {
+// bind opens the listener (with TLS unless PlainHTTP).
+func (s *Server) bind() error {
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w; choose another address with --listen", s.cfg.Listen, err)
@@ -363,6 +372,30 @@ func (s *Server) listen() error {
 		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}})
 	}
 	s.listener = ln
+	return nil
+}
+
+// advertise is the URL other nodes reach this node at.
+func (s *Server) advertise() string {
+	if s.cfg.Advertise != "" {
+		return s.cfg.Advertise
+	}
+	host, port, err := net.SplitHostPort(s.listener.Addr().String())
+	if err != nil {
+		return s.URL()
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = s.cfg.Name
+	}
+	scheme := "https"
+	if s.cfg.PlainHTTP {
+		scheme = "http"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
+}
+
+// listen builds the handlers of the listener bind opened.
+func (s *Server) listen() error {
 	// One administrative service for the API and the pages.
 	m := &manage.Service{Store: s.Store, Hasher: s.Auth.Hasher, Assign: s.Assign, Queue: s.Queue, Now: s.Auth.Now,
 		CAFingerprint: s.CA.Fingerprint(), Hub: s.Hub}
@@ -421,6 +454,8 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); s.Manager.Run(bg) }()
 	go func() { defer wg.Done(); s.Member.Run(bg) }()
 	go func() { defer wg.Done(); s.followMode(ctx, bg, queued) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); s.Hub.RunPeers(bg) }()
 	if s.agent != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.agent.run(bg) }()

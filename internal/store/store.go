@@ -218,6 +218,11 @@ type Queries interface {
 	// revoked), and the report's other fields are recorded with
 	// ErrRevoked, so that the node cuts its link. ErrNotFound.
 	SetHostReport(ctx context.Context, id string, r HostReport) error
+	// SetHostDown records that a host's link to the node of siteID ended,
+	// unless the host has linked to another node since (its site ID is
+	// no longer siteID): that node's record stands. It reports whether it
+	// wrote; ErrNotFound for an unknown host.
+	SetHostDown(ctx context.Context, id string, siteID int, seen time.Time) (bool, error)
 	// DeleteHost removes a host; ErrConflict while it still has desktops
 	// (their records must go first), ErrNotFound.
 	DeleteHost(ctx context.Context, id string) error

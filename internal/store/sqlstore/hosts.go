@@ -132,6 +132,23 @@ func (q *queries) SetHostReport(ctx context.Context, id string, r store.HostRepo
 	return fmt.Errorf("%s: %w", what, store.ErrRevoked)
 }
 
+// SetHostDown marks the host down with its last seen time, only while
+// the node of siteID holds its link.
+func (q *queries) SetHostDown(ctx context.Context, id string, siteID int, seen time.Time) (bool, error) {
+	what := fmt.Sprintf("set host %q down", id)
+	res, err := q.exec(ctx, `UPDATE hosts SET state = ?, last_seen = ? WHERE id = ? AND site_id = ?`, string(lobby.HostDown), q.d.t(seen), id, siteID)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", what, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 1 {
+		return n == 1, err
+	}
+	if _, err := q.GetHost(ctx, id); err != nil {
+		return false, err
+	}
+	return false, nil
+}
+
 // DeleteHost deletes a host without desktops; ErrNotFound, or ErrConflict
 // while desktops still refer to it.
 func (q *queries) DeleteHost(ctx context.Context, id string) error {

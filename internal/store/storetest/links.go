@@ -263,6 +263,39 @@ func testHostLinks(t *testing.T, f *fixture) {
 	wantErr(t, f.s.SetHostReport(f.ctx, "hst_nope", r), store.ErrNotFound)
 }
 
+// testHostDown: the node that loses a host's link marks it down only while
+// the host is still recorded on that node, never over the node it moved to.
+func testHostDown(t *testing.T, f *fixture) {
+	h := &lobby.Host{Name: "mover", Provider: "local", State: lobby.HostDown, SiteID: 1, CertSerial: "01", Created: at(0)}
+	must(t, f.s.CreateHost(f.ctx, h))
+	must(t, f.s.SetHostReport(f.ctx, h.ID, store.HostReport{State: lobby.HostUp, SiteID: 1, Seen: at(time.Minute)}))
+	state := func(what string, want lobby.HostState, site int, seen time.Time) {
+		t.Helper()
+		got, err := f.s.GetHost(f.ctx, h.ID)
+		must(t, err)
+		if got.State != want || got.SiteID != site || !got.LastSeen.Equal(seen.Truncate(time.Microsecond)) {
+			t.Errorf("%s: host %s on site %d seen %s, want %s on site %d seen %s", what, got.State, got.SiteID, got.LastSeen, want, site, seen)
+		}
+	}
+	// The host moves to node 2 before node 1 notices its link ended.
+	must(t, f.s.SetHostReport(f.ctx, h.ID, store.HostReport{State: lobby.HostUp, SiteID: 2, Seen: at(2 * time.Minute)}))
+	wrote, err := f.s.SetHostDown(f.ctx, h.ID, 1, at(3*time.Minute))
+	must(t, err)
+	if wrote {
+		t.Error("node 1 marked down a host that moved to node 2")
+	}
+	state("after node 1's late down", lobby.HostUp, 2, at(2*time.Minute))
+	// Node 2 loses it: down, still recorded on node 2.
+	wrote, err = f.s.SetHostDown(f.ctx, h.ID, 2, at(4*time.Minute))
+	must(t, err)
+	if !wrote {
+		t.Error("node 2 could not mark down its own host")
+	}
+	state("after node 2's down", lobby.HostDown, 2, at(4*time.Minute))
+	_, err = f.s.SetHostDown(f.ctx, "hst_nope", 2, at(0))
+	wantErr(t, err, store.ErrNotFound)
+}
+
 func testDeleteHost(t *testing.T, f *fixture) {
 	h, other := f.host(t), f.host(t)
 	d := f.desktop(t, h, nil, lobby.PowerRunning)

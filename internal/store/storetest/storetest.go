@@ -35,6 +35,7 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Leases", testLeases},
 		{"HostLinks", testHostLinks},
 		{"DeleteHost", testDeleteHost},
+		{"HostDown", testHostDown},
 		{"JoinTokens", testJoinTokens},
 		{"JoinTokenPaging", testJoinTokenPaging},
 		{"ConcurrentUseJoinToken", testConcurrentUseJoinToken},

@@ -1,0 +1,147 @@
+package link
+
+import (
+	"context"
+	"errors"
+	"net"
+	"time"
+
+	"lobby/internal/hostconn"
+	"lobby/internal/linkproto"
+	"lobby/internal/lobby"
+	"lobby/internal/provider"
+)
+
+// agentStreams carries hostconn.Conn's operations over streams to one
+// host's agent: streams of the agent's own link to this node (a leaf), or
+// streams of a node link through the node the host is linked to.
+type agentStreams struct {
+	where string // "host NAME", or "host NAME through node PEER", for messages
+	// open returns a new stream to the agent, ready for its Open frame.
+	open func() (net.Conn, error)
+}
+
+// stream opens a stream to the agent and sends open; ctx bounds the whole
+// exchange that follows (until the returned stop is called).
+func (a agentStreams) stream(ctx context.Context, open linkproto.Open) (s net.Conn, stop func() bool, err error) {
+	s, err = a.open()
+	if err != nil {
+		return nil, nil, lobby.Errorf(lobby.KindUnavailable, "the link to %s is down: %v", a.where, err)
+	}
+	stop = context.AfterFunc(ctx, func() { _ = s.SetDeadline(time.Now()) })
+	if err := linkproto.WriteFrame(s, open); err != nil {
+		stop()
+		s.Close()
+		return nil, nil, lobby.Errorf(lobby.KindUnavailable, "the link to %s dropped: %v", a.where, err)
+	}
+	return s, stop, nil
+}
+
+// dropped turns a failed read of the agent's answer into the error to
+// return: the peer node's refusal to route (it no longer has the host),
+// the caller's own deadline, or the link's loss.
+func (a agentStreams) dropped(ctx context.Context, err error, what string) error {
+	var re *routeError
+	switch {
+	case errors.As(err, &re):
+		return ErrorFromWire(re.e)
+	case ctx.Err() != nil:
+		return ctx.Err()
+	}
+	return lobby.Errorf(lobby.KindUnavailable, "the link to %s dropped%s: %v", a.where, what, err)
+}
+
+// Do implements hostconn.Conn: the command runs on the agent, which
+// remembers (ID, Op) so that a retry after a dropped link is answered
+// without running it twice. A relaying node passes the ID on unchanged.
+func (a agentStreams) Do(ctx context.Context, cmd hostconn.Command) (provider.Desktop, error) {
+	s, stop, err := a.stream(ctx, linkproto.Open{Type: linkproto.StreamCommand, Command: &linkproto.Command{
+		ID: cmd.ID, Op: string(cmd.Op), Desktop: cmd.Desktop, Template: cmd.Template}})
+	if err != nil {
+		return provider.Desktop{}, err
+	}
+	defer s.Close()
+	defer stop()
+	var res linkproto.Result
+	if err := linkproto.ReadFrame(s, &res); err != nil {
+		return provider.Desktop{}, a.dropped(ctx, err, " before it answered command "+cmd.ID+" ("+string(cmd.Op)+" "+cmd.Desktop+"): it is retried with the same ID")
+	}
+	if res.Error != nil {
+		return provider.Desktop{}, ErrorFromWire(res.Error)
+	}
+	if res.Desktop == nil {
+		return provider.Desktop{Name: cmd.Desktop}, nil
+	}
+	return fromWire(*res.Desktop), nil
+}
+
+// List implements hostconn.Conn.
+func (a agentStreams) List(ctx context.Context) ([]provider.Desktop, error) {
+	s, stop, err := a.stream(ctx, linkproto.Open{Type: linkproto.StreamList})
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	defer stop()
+	var rep linkproto.Report
+	if err := linkproto.ReadFrame(s, &rep); err != nil {
+		return nil, a.dropped(ctx, err, "")
+	}
+	ds := make([]provider.Desktop, len(rep.Desktops))
+	for i, d := range rep.Desktops {
+		ds[i] = fromWire(d)
+	}
+	return ds, nil
+}
+
+// DialConsole implements hostconn.Conn: a stream to the agent, which
+// dials the console on its loopback and authenticates to it.
+func (a agentStreams) DialConsole(ctx context.Context, desktop string) (net.Conn, error) {
+	s, stop, err := a.stream(ctx, linkproto.Open{Type: linkproto.StreamConsole, Desktop: desktop})
+	if err != nil {
+		return nil, err
+	}
+	var res linkproto.Result
+	err = linkproto.ReadFrame(s, &res)
+	if !stop() || err != nil {
+		s.Close()
+		if err == nil {
+			err = ctx.Err()
+		}
+		return nil, a.dropped(ctx, err, "")
+	}
+	if res.Error != nil {
+		s.Close()
+		return nil, ErrorFromWire(res.Error)
+	}
+	return s, nil
+}
+
+// routeError is a peer node's answer that it cannot reach the host.
+type routeError struct{ e *linkproto.Error }
+
+func (r *routeError) Error() string { return r.e.Message }
+
+// routed is a stream through a peer node: the peer's routing answer comes
+// first, and is read (once) before anything of the agent's.
+type routed struct {
+	net.Conn
+	read bool
+	err  error
+}
+
+func (r *routed) Read(b []byte) (int, error) {
+	if !r.read {
+		r.read = true
+		var res linkproto.Result
+		if err := linkproto.ReadFrame(r.Conn, &res); err != nil {
+			r.err = err
+		} else if res.Error != nil {
+			r.err = &routeError{res.Error}
+		}
+	}
+	if r.err != nil {
+		return 0, r.err
+	}
+	return r.Conn.Read(b)
+}
