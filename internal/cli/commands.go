@@ -57,7 +57,7 @@ var commands = []*command{
 	{name: "nodes drain", args: "SITE", summary: "drain a node: it takes no new work and gives up the singleton duties", minArgs: 1, maxArgs: 1, setup: nodesAction("drain", "is draining")},
 	{name: "nodes resume", args: "SITE", summary: "return a drained node to normal", minArgs: 1, maxArgs: 1, setup: nodesAction("resume", "is back to normal")},
 	{name: "nodes remove", args: "SITE", summary: "forget a dead node", minArgs: 1, maxArgs: 1, setup: nodesRemove},
-	{name: "links list", summary: "list the node's links to host agents, and refused attempts", maxArgs: 0, setup: linksList},
+	{name: "links list", summary: "list the node's links to host agents and to the other nodes, and refused attempts", maxArgs: 0, setup: linksList},
 
 	{name: "users list", summary: "list users", maxArgs: 0, setup: usersList},
 	{name: "users show", args: "USER", summary: "show a user", minArgs: 1, maxArgs: 1, setup: usersShow},

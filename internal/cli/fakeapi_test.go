@@ -299,6 +299,7 @@ func (f *fakeAPI) links(mux *http.ServeMux) {
 		reply(w, 200, items([]map[string]any{
 			{"kind": "leaf", "state": "up", "hub": "node1", "site_id": 1, "peer": "alpha", "host_id": "host_a", "address": "192.0.2.7:5000", "since": t0, "rtt_ms": 0.42},
 			{"kind": "leaf", "state": "refused", "hub": "node1", "site_id": 1, "peer": "gamma", "address": "192.0.2.8:5001", "since": t0, "rtt_ms": 0, "last_error": "the join token jtk_9 expired"},
+			{"kind": "node", "state": "up", "hub": "node1", "site_id": 1, "peer": "node2", "peer_site_id": 2, "address": "https://192.0.2.20:8443", "since": t0, "rtt_ms": 0.25},
 		}, ""))
 	})
 	mux.HandleFunc("POST /api/v1/hosts/{ref}/actions", func(w http.ResponseWriter, r *http.Request) {

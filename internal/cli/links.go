@@ -119,9 +119,13 @@ func linksList(fs *flag.FlagSet) runFunc {
 			if l.State == "up" {
 				rtt = strconv.FormatFloat(l.RTTMillis, 'f', 1, 64) + " ms"
 			}
-			rows = append(rows, []string{l.Peer, l.Hub, l.State, l.Address, when(l.Since), rtt, l.LastError})
+			peer := l.Peer
+			if l.Kind == "node" {
+				peer += " (site " + strconv.Itoa(l.PeerSiteID) + ")"
+			}
+			rows = append(rows, []string{l.Kind, peer, l.Hub, l.State, l.Address, when(l.Since), rtt, l.LastError})
 		}
-		return r.printTable([]string{"HOST", "HUB", "STATE", "ADDRESS", "SINCE", "RTT", "LAST ERROR"}, rows)
+		return r.printTable([]string{"KIND", "PEER", "HUB", "STATE", "ADDRESS", "SINCE", "RTT", "LAST ERROR"}, rows)
 	}
 }
 

@@ -29,7 +29,8 @@ func TestLinkCommands(t *testing.T) {
 		{name: "token revoke", token: adminToken, args: []string{"admin", "token", "revoke", "jtk_1"}, stdout: []string{"Revoked join token jtk_1"}},
 		{name: "token revoke unknown", token: adminToken, args: []string{"admin", "token", "revoke", "jtk_2"}, code: 4, stderr: []string{`join token "jtk_2" does not exist`}},
 		{name: "links", token: adminToken, args: []string{"links", "list"},
-			stdout: []string{"HOST   HUB    STATE    ADDRESS         SINCE", "RTT     LAST ERROR", "alpha  node1  up       192.0.2.7:5000", "0.4 ms  -", "gamma  node1  refused", "the join token jtk_9 expired"}},
+			stdout: []string{"KIND  PEER            HUB    STATE    ADDRESS", "RTT     LAST ERROR", "leaf  alpha           node1  up       192.0.2.7:5000", "0.4 ms  -", "leaf  gamma           node1  refused", "the join token jtk_9 expired",
+				"node  node2 (site 2)  node1  up       https://192.0.2.20:8443", "0.2 ms"}},
 		{name: "links forbidden", token: userToken, args: []string{"links", "list"}, code: 3},
 		{name: "hosts revoke", token: adminToken, args: []string{"hosts", "revoke", "alpha"}, stdout: []string{"Revoked host alpha (host_a): its link is cut"}},
 		{name: "hosts revoke unknown", token: adminToken, args: []string{"hosts", "revoke", "zeta"}, code: 4, stderr: []string{`host "zeta" does not exist`}},
@@ -78,7 +79,7 @@ func TestTokenCreateSends(t *testing.T) {
 
 	res = b.run(context.Background(), "", false, "links", "list", "--json")
 	var ls []map[string]any
-	if err := json.Unmarshal([]byte(res.stdout), &ls); err != nil || len(ls) != 2 || ls[0]["peer"] != "alpha" || ls[0]["rtt_ms"] != 0.42 {
+	if err := json.Unmarshal([]byte(res.stdout), &ls); err != nil || len(ls) != 3 || ls[0]["peer"] != "alpha" || ls[0]["rtt_ms"] != 0.42 || ls[2]["peer_site_id"] != 2.0 {
 		t.Fatalf("links --json: %v\n%s", err, res.stdout)
 	}
 	res = b.run(context.Background(), "", false, "admin", "token", "list", "--json")

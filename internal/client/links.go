@@ -40,20 +40,21 @@ type NewJoinToken struct {
 
 // Link is one row of a node's link list.
 type Link struct {
-	Kind      string          `json:"kind"`
-	State     string          `json:"state"` // up, refused
-	Hub       string          `json:"hub"`
-	SiteID    int             `json:"site_id"`
-	Peer      string          `json:"peer"` // the host's name
-	HostID    string          `json:"host_id,omitempty"`
-	Address   string          `json:"address"`
-	Since     time.Time       `json:"since"`
-	RTTMillis float64         `json:"rtt_ms"`
-	Ping      string          `json:"ping,omitempty"`
-	Proto     int             `json:"proto,omitempty"`
-	Release   string          `json:"release,omitempty"`
-	Upstreams json.RawMessage `json:"upstreams,omitempty"`
-	LastError string          `json:"last_error,omitempty"`
+	Kind       string          `json:"kind"`  // leaf (a host's agent) or node (another node)
+	State      string          `json:"state"` // up, refused; a node link also connecting or waiting
+	Hub        string          `json:"hub"`
+	SiteID     int             `json:"site_id"`
+	Peer       string          `json:"peer"` // the host's or the other node's name
+	PeerSiteID int             `json:"peer_site_id,omitempty"`
+	HostID     string          `json:"host_id,omitempty"`
+	Address    string          `json:"address"`
+	Since      time.Time       `json:"since"`
+	RTTMillis  float64         `json:"rtt_ms"`
+	Ping       string          `json:"ping,omitempty"`
+	Proto      int             `json:"proto,omitempty"`
+	Release    string          `json:"release,omitempty"`
+	Upstreams  json.RawMessage `json:"upstreams,omitempty"`
+	LastError  string          `json:"last_error,omitempty"`
 }
 
 // CreateJoinToken issues a join token (administrators only; KindInvalid

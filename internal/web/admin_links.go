@@ -25,10 +25,12 @@ func (s *Server) adminLinkRoutes(mux *http.ServeMux) {
 	mux.Handle("POST /admin/hosts/{id}/remove", s.page(lobby.PermConfigure, s.hostRemove))
 }
 
-// linksData is the link list: links up to this node (by host name) and
-// the latest refused attempts (newest first).
+// linksData is the link list: hosts' links up to this node (by host
+// name), its links to the other nodes (by site ID), and the latest
+// refused attempts (newest first).
 type linksData struct {
 	Up      []link.Status
+	Nodes   []link.Status
 	Refused []link.Status
 	NodeURL string // for the command lines of the empty state
 }
@@ -40,13 +42,17 @@ func (s *Server) linksData(r *http.Request) (*linksData, error) {
 	}
 	d := &linksData{NodeURL: nodeURL(r)}
 	for _, l := range ls {
-		if l.State == "up" {
-			d.Up = append(d.Up, l)
-		} else {
+		switch {
+		case l.State == "refused":
 			d.Refused = append(d.Refused, l)
+		case l.Kind == "node":
+			d.Nodes = append(d.Nodes, l)
+		default:
+			d.Up = append(d.Up, l)
 		}
 	}
 	slices.SortFunc(d.Up, func(a, b link.Status) int { return compareNatural(a.Peer, b.Peer) })
+	slices.SortFunc(d.Nodes, func(a, b link.Status) int { return a.PeerSiteID - b.PeerSiteID })
 	slices.SortStableFunc(d.Refused, func(a, b link.Status) int { return b.Since.Compare(a.Since) })
 	return d, nil
 }
