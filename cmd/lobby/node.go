@@ -12,6 +12,7 @@ import (
 
 	"lobby/internal/config"
 	"lobby/internal/datadir"
+	"lobby/internal/link"
 	"lobby/internal/server"
 )
 
@@ -49,6 +50,7 @@ func (m *Main) ParseFlags(cmd string, args []string) error {
 		fs.StringVar(&c.Postgres, "postgres", "", "PostgreSQL URL; empty uses the embedded SQLite database")
 		fs.IntVar(&c.SiteID, "site-id", 1, "this node's unique site ID (1-65535)")
 		fs.StringVar(&c.Name, "name", "", "this node's name on links, which agents' name masks match (default: the hostname)")
+		fs.StringVar(&c.Advertise, "advertise", "", "URL the other nodes reach this node at, for node links (default: from --listen, with --name for 0.0.0.0)")
 		fs.BoolVar(&c.LocalAgent, "local-agent", false, "run an in-process agent for desktops on this machine")
 		fs.StringVar(&c.TLSCert, "tls-cert", "", "TLS certificate file (PEM); default: a self-signed certificate in --data")
 		fs.StringVar(&c.TLSKey, "tls-key", "", "TLS private key file (PEM)")
@@ -73,6 +75,9 @@ func (m *Main) ParseFlags(cmd string, args []string) error {
 	}
 	if !m.dev && (c.SiteID < 1 || c.SiteID > 65535) {
 		return fmt.Errorf("--site-id %d is not valid: give this node's unique number from 1 to 65535", c.SiteID)
+	}
+	if _, err := link.LinkURL(c.Advertise); c.Advertise != "" && err != nil {
+		return fmt.Errorf("--advertise: %w", err)
 	}
 	log, err := newLogger(m.Stderr, *logLevel)
 	if err != nil {

@@ -27,9 +27,16 @@ var urlLine = regexp.MustCompile(`URL:\s+(http://\S+)`)
 // its own SQLite store and cluster CA, and signs in as its administrator.
 func startNode(tb testing.TB, name string) *node {
 	tb.Helper()
+	return startNodeWith(tb, name, nil)
+}
+
+// startNodeWith starts a node as startNode does, with more environment
+// and arguments (a shared PostgreSQL, a site ID).
+func startNodeWith(tb testing.TB, name string, env []string, args ...string) *node {
+	tb.Helper()
 	n := &node{name: name}
-	n.p = start(tb, "node "+name, []string{"LOBBY_ADMIN_PASSWORD=" + adminPW},
-		"server", "--plain-http", "--listen", "127.0.0.1:0", "--data", tb.TempDir(), "--name", name)
+	n.p = start(tb, "node "+name, append([]string{"LOBBY_ADMIN_PASSWORD=" + adminPW}, env...),
+		append([]string{"server", "--plain-http", "--listen", "127.0.0.1:0", "--data", tb.TempDir(), "--name", name}, args...)...)
 	eventually(tb, "node "+name+" prints its URL", func() bool {
 		if n.p.exited() {
 			tb.Fatalf("node %s exited: %v\n%s", name, n.p.err, n.p.stderr.String())

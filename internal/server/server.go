@@ -108,6 +108,11 @@ func (c *Config) validate() error {
 	if err := lobby.ValidName("node", c.Name); err != nil {
 		return fmt.Errorf("%s: give the node another --name", lobby.ErrorMessage(err))
 	}
+	if c.Advertise != "" {
+		if _, err := link.LinkURL(c.Advertise); err != nil {
+			return fmt.Errorf("--advertise: %w", err)
+		}
+	}
 	if c.Postgres != "" && c.ClusterKey == "" {
 		return errors.New("LOBBY_CLUSTER_KEY is not set: every node on a shared PostgreSQL needs the same cluster key (it seals the cluster's certificate authority); make one with `lobby admin cluster-key` and give it to every node")
 	}
