@@ -74,7 +74,7 @@ func newNode(t *testing.T, name string, https bool) *node {
 }
 
 // token stores a join token and returns its string.
-func (n *node) token(t *testing.T, uses int, expires time.Time) string {
+func (n *node) token(t testing.TB, uses int, expires time.Time) string {
 	t.Helper()
 	secret := lobby.NewID("sec")
 	sum := sha256.Sum256([]byte(secret))
@@ -85,7 +85,7 @@ func (n *node) token(t *testing.T, uses int, expires time.Time) string {
 	return linkproto.JoinToken{ID: jt.ID, Secret: secret, CAFingerprint: n.ca.Fingerprint()}.String()
 }
 
-func newAgent(t *testing.T, name string, p *memory.Provider, hubs ...linkproto.HubSetting) *agent.Agent {
+func newAgent(t testing.TB, name string, p *memory.Provider, hubs ...linkproto.HubSetting) *agent.Agent {
 	t.Helper()
 	for i := range hubs {
 		hubs[i].AutoConnect = true
@@ -104,7 +104,7 @@ func newAgent(t *testing.T, name string, p *memory.Provider, hubs ...linkproto.H
 
 // run runs the agent until the test ends; the returned channel gets
 // Run's result.
-func run(t *testing.T, a *agent.Agent) <-chan error {
+func run(t testing.TB, a *agent.Agent) <-chan error {
 	ctx, cancel := context.WithCancel(context.Background())
 	done, stopped := make(chan error, 1), make(chan struct{})
 	go func() { done <- a.Run(ctx); close(stopped) }()
@@ -119,7 +119,7 @@ func run(t *testing.T, a *agent.Agent) <-chan error {
 	return done
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {
@@ -130,7 +130,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func memProvider(t *testing.T) *memory.Provider {
+func memProvider(t testing.TB) *memory.Provider {
 	p, err := memory.New(memory.Config{Width: 64, Height: 48})
 	if err != nil {
 		t.Fatal(err)

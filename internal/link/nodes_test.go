@@ -31,7 +31,7 @@ type cluster struct {
 	ca *pki.CA
 }
 
-func newCluster(t *testing.T) *cluster {
+func newCluster(t testing.TB) *cluster {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "lobby.db"), slog.New(slog.DiscardHandler))
@@ -53,7 +53,7 @@ func newCluster(t *testing.T) *cluster {
 // node starts a hub of site in the cluster, records it in the nodes table
 // at its address, and keeps its node links until stop (or the test's
 // end). The nodes table's heartbeats stand still: NodeStale is long.
-func (c *cluster) node(t *testing.T, name string, site int) (*node, func()) {
+func (c *cluster) node(t testing.TB, name string, site int) (*node, func()) {
 	t.Helper()
 	cert, err := c.ca.IssueTLS(pki.Identity{Kind: pki.KindNode, ID: strconv.Itoa(site), Name: name}, time.Now(), pki.NodeLifetime)
 	if err != nil {
@@ -99,7 +99,7 @@ func nodeLink(n *node, peer string) (link.Status, bool) {
 	return link.Status{}, false
 }
 
-func linkedNodes(t *testing.T, a, b *node) {
+func linkedNodes(t testing.TB, a, b *node) {
 	t.Helper()
 	eventually(t, a.hub.Name+" and "+b.hub.Name+" are linked, with round trips", func() bool {
 		la, oka := nodeLink(a, b.hub.Name)
