@@ -338,3 +338,28 @@ func TestNodeLinkRefusals(t *testing.T) {
 		t.Errorf("%d node refusals in the link list, want %d", refused, len(tests)+1)
 	}
 }
+
+// TestNodeLinkDropsLeftNode: a node that stops beating (or leaves) loses
+// its node links; when it beats again it is linked again.
+func TestNodeLinkDropsLeftNode(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c := newCluster(t)
+	a, _ := c.node(t, "hub-a.test", 1)
+	b, _ := c.node(t, "hub-b.test", 2)
+	linkedNodes(t, a, b)
+	beat := func(n *node, at time.Time) {
+		t.Helper()
+		if _, err := c.st.Heartbeat(ctx, n.hub.SiteID, "test-"+n.srv.URL, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	beat(b, time.Unix(0, 1)) // as cluster.Member.Leave does
+	eventually(t, "A drops its link to B, which left", func() bool { _, ok := nodeLink(a, "hub-b.test"); return !ok })
+	eventually(t, "B waits for A to dial it", func() bool {
+		l, ok := nodeLink(b, "hub-a.test")
+		return ok && l.State == "waiting" && strings.Contains(l.LastError, "lower site ID dials")
+	})
+	beat(b, time.Now())
+	linkedNodes(t, a, b)
+}

@@ -154,7 +154,7 @@ func (h *Hub) syncPeers(ctx context.Context) {
 		}
 	}
 	for site, p := range nl.peers {
-		if _, ok := live[site]; !ok && !p.dialed {
+		if _, ok := live[site]; !ok {
 			p.close("node " + p.name + " left the cluster or stopped beating")
 		}
 	}
@@ -248,6 +248,10 @@ func (h *Hub) dialPeer(ctx context.Context, n lobby.Node) (time.Duration, error)
 	ok = true
 	start := h.now()
 	p := &peer{hub: h, site: n.SiteID, name: w.Hub, address: n.Address, dialed: true, proto: w.Proto, release: w.Release, since: start, sess: sess}
+	// The dialer is stopped when the peer leaves the node list (or this
+	// node stops): its link ends with it.
+	stop := context.AfterFunc(ctx, func() { p.close("node " + n.Name + " left the cluster or stopped beating, or this node is stopping") })
+	defer stop()
 	h.servePeer(p)
 	if msg := p.lastError(); msg != "" {
 		return h.now().Sub(start), errors.New(msg)
