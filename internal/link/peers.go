@@ -7,9 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/yamux"
@@ -30,9 +30,9 @@ import (
 // exchange, and there is never a duplicate to drop. The dialer retries
 // with jittered backoff while the peer is live, and gives up (closing the
 // link) when the peer leaves the table or stops beating; the acceptor
-// closes links of nodes that are no longer live. Both sides ping at
-// NodePing: the round trip is shown in the link list, and a ping that
-// goes unanswered ends the link.
+// closes links of nodes that are no longer live. Both sides send
+// heartbeats at NodePing and measure the round trip (shown in the link
+// list); a link silent for three intervals ends.
 
 // Defaults of the node links.
 const (
@@ -68,7 +68,7 @@ type peer struct {
 	sess    *yamux.Session
 	ctx     context.Context // ends with the link
 	cancel  context.CancelFunc
-	rtt     atomic.Int64 // nanoseconds
+	watch   *watch // silence and round trips (see pings)
 	errMu   sync.Mutex
 	err     string
 }
@@ -247,7 +247,8 @@ func (h *Hub) dialPeer(ctx context.Context, n lobby.Node) (time.Duration, error)
 	}
 	ok = true
 	start := h.now()
-	p := &peer{hub: h, site: n.SiteID, name: w.Hub, address: n.Address, dialed: true, proto: w.Proto, release: w.Release, since: start, sess: sess}
+	p := &peer{hub: h, site: n.SiteID, name: w.Hub, address: n.Address, dialed: true, proto: w.Proto, release: w.Release, since: start, sess: sess,
+		watch: peerWatch(conn, h.nodePing())}
 	// The dialer is stopped when the peer leaves the node list (or this
 	// node stops): its link ends with it.
 	stop := context.AfterFunc(ctx, func() { p.close("node " + n.Name + " left the cluster or stopped beating, or this node is stopping") })
@@ -306,7 +307,7 @@ func (h *Hub) acceptNode(conn *tls.Conn, hello linkproto.Hello, st Status) {
 		h.refuse(conn, st, linkproto.CodeBadCert, "node %s claims this node's own site ID %d: give every node its own --site-id", hello.Name, h.SiteID)
 		return
 	}
-	if err := linkproto.WriteFrame(conn, linkproto.Welcome{Proto: linkproto.Version, Hub: h.Name, SiteID: h.SiteID, Release: h.Release}); err != nil {
+	if err := linkproto.WriteFrame(conn, linkproto.Welcome{Proto: linkproto.Version, Hub: h.Name, SiteID: h.SiteID, Ping: linkproto.Duration(h.nodePing()), Release: h.Release}); err != nil {
 		return
 	}
 	_ = conn.SetDeadline(time.Time{})
@@ -314,7 +315,8 @@ func (h *Hub) acceptNode(conn *tls.Conn, hello linkproto.Hello, st Status) {
 	if err != nil {
 		return
 	}
-	h.servePeer(&peer{hub: h, site: hello.SiteID, name: hello.Name, address: st.Address, proto: hello.Proto, release: hello.Release, since: h.now(), sess: sess})
+	h.servePeer(&peer{hub: h, site: hello.SiteID, name: hello.Name, address: st.Address, proto: hello.Proto, release: hello.Release, since: h.now(), sess: sess,
+		watch: peerWatch(conn, h.nodePing())})
 }
 
 // servePeer registers a node link, serves the streams the peer opens and
@@ -329,7 +331,7 @@ func (h *Hub) servePeer(p *peer) {
 	}
 	h.Logger.Info("node linked", "peer", p.name, "site_id", p.site, "address", p.address, "dialed", p.dialed)
 	done := make(chan struct{})
-	go func() { defer close(done); p.pings(h.nodePing()) }()
+	go func() { defer close(done); p.pings() }()
 	var wg sync.WaitGroup
 	for {
 		s, err := p.sess.AcceptStream()
@@ -406,9 +408,11 @@ func (h *Hub) closePeers() {
 	nl.cutWG.Wait()
 }
 
+// close ends the link without waiting (closing waits for the peer's
+// goodbye).
 func (p *peer) close(why string) {
 	p.setError(why)
-	p.sess.Close()
+	go p.sess.Close()
 }
 
 func (p *peer) setError(msg string) {
@@ -423,22 +427,40 @@ func (p *peer) lastError() string {
 	return p.err
 }
 
-// pings measures the round trip; a ping that goes unanswered ends the
-// link (yamux times it out).
-func (p *peer) pings(every time.Duration) {
-	t := time.NewTicker(every)
+// peerWatch watches a node link; its first round trip is measured at
+// once (node links are few, and the list shows it).
+func peerWatch(c net.Conn, interval time.Duration) *watch {
+	w := newWatch(c, interval)
+	if w != nil {
+		w.nextRTT = time.Now()
+	}
+	return w
+}
+
+// pings proves a node link alive both ways, as an agent's link is (see
+// watch), with both sides doing both halves: each sends a heartbeat every
+// interval, ends the link when the other was silent for three, and pings
+// for the round trip every RTTEvery intervals. Node links are few: each
+// has its own ticker instead of the hub's sweeper.
+func (p *peer) pings() {
+	if p.watch == nil {
+		return
+	}
+	t := time.NewTicker(p.watch.interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-p.sess.CloseChan():
 			return
-		case <-t.C:
-			rtt, err := p.sess.Ping()
-			if err != nil {
-				p.close("ping: " + err.Error())
+		case now := <-t.C:
+			if err := p.watch.check(now); err != nil {
+				p.close(err.Error())
 				return
 			}
-			p.rtt.Store(int64(rtt))
+			if err := p.watch.ws.writeFrame(opPong, nil); err != nil {
+				p.close("heartbeat: " + err.Error())
+				return
+			}
 		}
 	}
 }

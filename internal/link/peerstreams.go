@@ -160,7 +160,10 @@ func (h *Hub) peerLinks() []Status {
 	}
 	for site, p := range nl.peers {
 		st := row("up", site, p.name, p.address, p.since, p.lastError())
-		st.RTTMillis, st.Proto, st.Release = float64(p.rtt.Load())/1e6, p.proto, p.release
+		if p.watch != nil {
+			st.RTTMillis = float64(p.watch.RTT()) / 1e6
+		}
+		st.Proto, st.Release = p.proto, p.release
 		out = append(out, st)
 	}
 	for site, d := range nl.dialers {
