@@ -129,7 +129,7 @@ func ValidMask(mask string) error {
 }
 
 // muxConfig is yamux's configuration for links. Its keepalive is off on
-// both sides: Liveness pings the WebSocket under the TLS instead, which
+// both sides: heartbeats and pings on the WebSocket under the TLS stand in (see Heartbeat), which
 // costs a fraction of a yamux ping (no TLS record, no multiplexer
 // goroutines, no timers per ping).
 func muxConfig() *yamux.Config {
@@ -147,7 +147,7 @@ func muxConfig() *yamux.Config {
 }
 
 // Client starts the leaf's side of yamux over the inner TLS. A silent hub
-// is found by Liveness.
+// is found by Heartbeat.
 func Client(conn net.Conn) (*yamux.Session, error) {
 	return yamux.Client(conn, muxConfig())
 }
