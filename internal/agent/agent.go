@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/yamux"
@@ -47,10 +48,20 @@ type Config struct {
 	// attempts (1 s and 15 s); each wait is drawn at random up to the
 	// bound (full jitter), so that hosts do not come back in a herd.
 	BackoffMin, BackoffMax time.Duration
+	// RenewBefore is how long before its certificate expires the agent
+	// asks its hub for a new one (default a third of its lifetime); it
+	// checks at each link and twice a day.
+	RenewBefore time.Duration
 }
 
 // DefaultPing is a link's ping interval when none is set.
 const DefaultPing = 5 * time.Second
+
+// renewCheck is how often a long link checks its certificate's expiry.
+const renewCheck = 12 * time.Hour
+
+// errRenewed ends a link to link again with the renewed certificate.
+var errRenewed = errors.New("linking again with the renewed certificate")
 
 func (c *Config) validate() error {
 	if c.DataDir == "" {
@@ -94,6 +105,7 @@ func (c *Config) validate() error {
 	setDefault(&c.FullEvery, 30*time.Second)
 	setDefault(&c.BackoffMin, time.Second)
 	setDefault(&c.BackoffMax, 15*time.Second)
+	setDefault(&c.RenewBefore, pki.HostLifetime/3)
 	return nil
 }
 
@@ -107,7 +119,7 @@ func setDefault(d *time.Duration, v time.Duration) {
 type Agent struct {
 	cfg  Config
 	log  *slog.Logger
-	id   *identity
+	idp  atomic.Pointer[identity] // swapped when the certificate is renewed
 	cmds *commandLog
 	cpu  cpuSampler
 
@@ -141,7 +153,8 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, log: cfg.Logger, id: id, cmds: cmds, changed: make(chan struct{}, 1)}
+	a := &Agent{cfg: cfg, log: cfg.Logger, cmds: cmds, changed: make(chan struct{}, 1)}
+	a.idp.Store(id)
 	if id != nil && id.name != cfg.Name {
 		a.log.Warn("this host joined under another name; the name in its certificate is kept (join again to rename)", "name", id.name, "asked", cfg.Name)
 	}
@@ -149,14 +162,15 @@ func New(cfg Config) (*Agent, error) {
 }
 
 // Joined reports whether the host has an identity.
-func (a *Agent) Joined() bool { return a.id != nil }
+func (a *Agent) Joined() bool { return a.idp.Load() != nil }
 
 // HostID is the host's ID, once joined.
 func (a *Agent) HostID() string {
-	if a.id == nil {
+	id := a.idp.Load()
+	if id == nil {
 		return ""
 	}
-	return a.id.hostID
+	return id.hostID
 }
 
 // DataDir is where the agent keeps its identity.
@@ -164,8 +178,8 @@ func (a *Agent) DataDir() string { return a.cfg.DataDir }
 
 // Name is the host's name.
 func (a *Agent) Name() string {
-	if a.id != nil {
-		return a.id.name
+	if id := a.idp.Load(); id != nil {
+		return id.name
 	}
 	return a.cfg.Name
 }
@@ -236,10 +250,12 @@ func (a *Agent) Join(ctx context.Context, token string) error {
 		if err := saveIdentity(a.cfg.DataDir, key, welcome.Cert, ca); err != nil {
 			return fmt.Errorf("keep this host's identity: %w", err)
 		}
-		if a.id, err = loadIdentity(a.cfg.DataDir); err != nil {
+		id, err := loadIdentity(a.cfg.DataDir)
+		if err != nil {
 			return err
 		}
-		a.log.Info("joined the cluster", "host", a.id.name, "id", a.id.hostID, "hub", hub.URL, "hub_name", welcome.Hub)
+		a.idp.Store(id)
+		a.log.Info("joined the cluster", "host", id.name, "id", id.hostID, "hub", hub.URL, "hub_name", welcome.Hub)
 		return nil
 	}
 	return fmt.Errorf("could not join through any hub: %w", errors.Join(errs...))
@@ -291,8 +307,8 @@ func (a *Agent) handshake(ctx context.Context, hub linkproto.HubSetting, ca *x50
 		return nil, fmt.Errorf("link to hub %s: %w", hub.URL, err)
 	}
 	hello.Proto, hello.Name, hello.Release, hello.Provider = linkproto.Version, a.cfg.Name, a.cfg.Release, a.cfg.Provider.Name()
-	if a.id != nil {
-		hello.Name = a.id.name
+	if id := a.idp.Load(); id != nil {
+		hello.Name = id.name
 	}
 	var w linkproto.Welcome
 	if err := linkproto.WriteFrame(conn, hello); err != nil {
@@ -318,7 +334,7 @@ func (a *Agent) handshake(ctx context.Context, hub linkproto.HubSetting, ca *x50
 // goes away. It returns nil when ctx ends, or an error when every hub of
 // the cluster would refuse this host (revoked, unknown certificate).
 func (a *Agent) Run(ctx context.Context) error {
-	if a.id == nil {
+	if a.idp.Load() == nil {
 		return errors.New("this host has not joined a cluster: run `lobby agent --join TOKEN --hub URL` (make a token with `lobby admin token create`)")
 	}
 	hubs := slices.DeleteFunc(slices.Clone(a.cfg.Hubs), func(h linkproto.HubSetting) bool { return !h.AutoConnect })
@@ -335,6 +351,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		if fatal(err) {
 			return err
+		}
+		if errors.Is(err, errRenewed) {
+			continue // the same hub, at once
 		}
 		msg := "the link ended"
 		if err != nil {
@@ -367,7 +386,8 @@ func (a *Agent) Run(ctx context.Context) error {
 
 // linkOnce runs one link until it ends and says how long it was up.
 func (a *Agent) linkOnce(ctx context.Context, hub linkproto.HubSetting) (time.Duration, error) {
-	conn, err := a.handshake(ctx, hub, a.id.ca, [32]byte{}, &a.id.cert, linkproto.Hello{
+	id := a.idp.Load()
+	conn, err := a.handshake(ctx, hub, id.ca, [32]byte{}, &id.cert, linkproto.Hello{
 		Kind: linkproto.KindLeaf, Ping: hub.Ping, Upstreams: a.cfg.Hubs})
 	if err != nil {
 		return 0, err
@@ -406,6 +426,15 @@ func (a *Agent) linkOnce(ctx context.Context, hub linkproto.HubSetting) (time.Du
 			sess.Close()
 		}
 	}()
+	var renewed atomic.Bool
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if a.renewWhenDue(lctx, sess, id) {
+			renewed.Store(true)
+			sess.Close()
+		}
+	}()
 	wg.Add(1)
 	var repErr error
 	go func() { defer wg.Done(); repErr = a.reports(lctx, sess); sess.Close() }()
@@ -419,10 +448,79 @@ func (a *Agent) linkOnce(ctx context.Context, hub linkproto.HubSetting) (time.Du
 	}
 	cancel()
 	wg.Wait()
+	if renewed.Load() {
+		return time.Since(start), errRenewed
+	}
 	if silent != nil {
 		return time.Since(start), fmt.Errorf("hub %s: %w", hub.URL, silent)
 	}
 	return time.Since(start), repErr
+}
+
+// renewWhenDue renews the host's certificate when it is due, checking at
+// once and then every renewCheck while the link lasts; true when it did.
+func (a *Agent) renewWhenDue(ctx context.Context, sess *yamux.Session, id *identity) bool {
+	t := time.NewTicker(renewCheck)
+	defer t.Stop()
+	for {
+		if left := time.Until(id.cert.Leaf.NotAfter); left < a.cfg.RenewBefore {
+			if err := a.renew(ctx, sess, id); err != nil {
+				if ctx.Err() == nil {
+					a.log.Warn("renew this host's certificate (the next try is at the next link, or in 12 h)", "expires", id.cert.Leaf.NotAfter, "err", err)
+				}
+				return false
+			}
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+	}
+}
+
+// renew asks the hub for a certificate with a new key and keeps it. The
+// old certificate still works until the hub sees the new one on a link.
+func (a *Agent) renew(ctx context.Context, sess *yamux.Session, id *identity) error {
+	key, csr, err := pki.NewKeyAndCSR(id.name)
+	if err != nil {
+		return err
+	}
+	s, err := sess.OpenStream()
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	_ = s.SetDeadline(time.Now().Add(link.HandshakeTimeout))
+	if err := linkproto.WriteFrame(s, linkproto.Open{Type: linkproto.StreamRenew, CSR: csr}); err != nil {
+		return err
+	}
+	var res linkproto.Result
+	if err := linkproto.ReadFrame(s, &res); err != nil {
+		return fmt.Errorf("no answer from the hub: %w", err)
+	}
+	if res.Error != nil {
+		return link.ErrorFromWire(res.Error)
+	}
+	cert, err := x509.ParseCertificate(res.Cert)
+	if err != nil {
+		return fmt.Errorf("the hub's certificate: %w", err)
+	}
+	got, err := pki.Verify(id.ca, []*x509.Certificate{cert}, time.Now())
+	if err != nil || got.Kind != pki.KindHost || got.ID != id.hostID {
+		return fmt.Errorf("the hub answered with a certificate for %v (%v), not this host's", got, err)
+	}
+	if err := saveRenewal(a.cfg.DataDir, key, res.Cert); err != nil {
+		return fmt.Errorf("keep the renewed certificate: %w", err)
+	}
+	nid, err := loadIdentity(a.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	a.idp.Store(nid)
+	a.log.Info("certificate renewed", "serial", pki.SerialHex(cert.SerialNumber), "expires", cert.NotAfter)
+	return nil
 }
 
 // serveStream serves one stream the hub opened.

@@ -39,6 +39,9 @@ func loadIdentity(dataDir string) (*identity, error) {
 	if _, err := os.Stat(certFile); errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
+	if err := finishRenewal(dir); err != nil {
+		return nil, fmt.Errorf("finish the renewal of this host's certificate in %s: %w", dir, err)
+	}
 	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		return nil, fmt.Errorf("load this host's identity from %s: %w (remove the directory and join again)", dir, err)
@@ -94,6 +97,52 @@ func saveIdentity(dataDir string, key *ecdsa.PrivateKey, certDER []byte, ca *x50
 		}
 	}
 	return nil
+}
+
+// saveRenewal replaces the host's key and certificate with renewed ones.
+// They are written beside the old pair first (host.key.new, host.crt.new)
+// and then moved over it, so that an agent stopped at any point finds a
+// pair that matches (see finishRenewal).
+func saveRenewal(dataDir string, key *ecdsa.PrivateKey, certDER []byte) error {
+	dir := identityDir(dataDir)
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return err
+	}
+	if err := writeAtomic(filepath.Join(dir, "host.key.new"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		return err
+	}
+	if err := writeAtomic(filepath.Join(dir, "host.crt.new"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certDER}), 0o644); err != nil {
+		return err
+	}
+	return finishRenewal(dir)
+}
+
+// finishRenewal completes a renewal that saveRenewal began: once
+// host.crt.new is whole, it and its key become the host's. A renewal
+// stopped before that is dropped: the old pair still stands.
+func finishRenewal(dir string) error {
+	newCert, newKey, key := filepath.Join(dir, "host.crt.new"), filepath.Join(dir, "host.key.new"), filepath.Join(dir, "host.key")
+	if _, err := os.Stat(newCert); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if _, err := tls.LoadX509KeyPair(newCert, newKey); err == nil {
+		if err := os.Rename(newKey, key); err != nil {
+			return err
+		}
+	}
+	if _, err := tls.LoadX509KeyPair(newCert, key); err != nil {
+		// Not a pair: a renewal interrupted while writing.
+		return errors.Join(os.Remove(newCert), ignoreMissing(os.Remove(newKey)))
+	}
+	return os.Rename(newCert, filepath.Join(dir, "host.crt"))
+}
+
+func ignoreMissing(err error) error {
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return err
 }
 
 // writeAtomic writes data to path through a temporary file and a rename.

@@ -69,9 +69,20 @@ func (h *Hub) serveLeaf(conn *tls.Conn, hello linkproto.Hello, st Status) {
 	case host.Revoked:
 		h.refuse(conn, st, linkproto.CodeRevoked, "the certificate of host %s was revoked: join it again with a new token", host.Name)
 		return
-	case host.CertSerial != serial:
-		h.refuse(conn, st, linkproto.CodeRevoked, "this certificate of host %s (serial %s) was replaced when the host joined again: use the newer identity, or join again", host.Name, serial)
+	case host.CertSerial != serial && (host.PendingSerial != serial || serial == ""):
+		h.refuse(conn, st, linkproto.CodeRevoked, "this certificate of host %s (serial %s) was replaced (the host joined again, or its certificate was renewed): use the newer identity, or join again", host.Name, serial)
 		return
+	case host.CertSerial != serial:
+		// The agent's first link with its renewed certificate: from now on
+		// the old one is refused.
+		ctx, cancel := context.WithTimeout(context.Background(), HandshakeTimeout)
+		err := h.Store.PromoteHostCert(ctx, host.ID, serial)
+		cancel()
+		if err != nil {
+			h.refuse(conn, st, linkproto.CodeRevoked, "the renewed certificate of host %s (serial %s) is no longer valid: %v", host.Name, serial, err)
+			return
+		}
+		h.Logger.Info("host linked with its renewed certificate", "host", host.Name, "serial", serial)
 	}
 	ping := time.Duration(hello.Ping)
 	if ping == 0 {
@@ -202,7 +213,12 @@ func (l *leaf) serveStream(s net.Conn) {
 	if err := linkproto.ReadFrame(s, &open); err != nil {
 		return
 	}
-	if open.Type != linkproto.StreamReport {
+	switch open.Type {
+	case linkproto.StreamReport:
+	case linkproto.StreamRenew:
+		_ = linkproto.WriteFrame(s, l.renew(open.CSR))
+		return
+	default:
 		l.hub.Logger.Warn("unexpected stream from a leaf", "host", l.status.Peer, "type", open.Type)
 		return
 	}
@@ -213,6 +229,32 @@ func (l *leaf) serveStream(s net.Conn) {
 		}
 		l.apply(&rep)
 	}
+}
+
+// renew issues the host a new certificate for the key in csr, with the
+// same identity; it becomes the host's once the agent links with it.
+func (l *leaf) renew(csr []byte) linkproto.Result {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	h, now := l.hub, l.hub.now()
+	id := pki.Identity{Kind: pki.KindHost, ID: l.status.HostID, Name: l.status.Peer}
+	der, serial, err := h.CA.SignCSR(csr, id, now, pki.HostLifetime)
+	if err != nil {
+		return linkproto.Result{Error: &linkproto.Error{Code: string(lobby.KindInvalid), Message: err.Error()}}
+	}
+	err = h.Store.InTx(ctx, func(q store.Queries) error {
+		if err := q.SetHostPendingCert(ctx, id.ID, serial); err != nil {
+			return err
+		}
+		return q.AppendAudit(ctx, &lobby.AuditEvent{At: now, Actor: "host:" + id.Name, Action: "host.renew", Target: id.ID,
+			Detail: fmt.Sprintf("host %s renewed its link certificate: %s, valid until %s", id.Name, serial, now.Add(pki.HostLifetime).UTC().Format(time.DateOnly)),
+			Remote: l.status.Address})
+	})
+	if err != nil {
+		return linkproto.Result{Error: ErrorToWire(err)}
+	}
+	h.Logger.Info("host certificate renewed", "host", id.Name, "serial", serial)
+	return linkproto.Result{Cert: der}
 }
 
 // apply reconciles the store with a report.

@@ -33,10 +33,10 @@ import (
 // Version is the protocol this release speaks; MinVersion the oldest it
 // still accepts. Bump Version for any change to the messages below.
 //
-// Version 2 added node links (KindNode, StreamHost, StreamCut); leaves of
-// version 1 are still served.
+// Version 2 added node links (KindNode, StreamHost, StreamCut); version 3
+// certificate renewal (StreamRenew). Leaves of version 1 are still served.
 const (
-	Version    = 2
+	Version    = 3
 	MinVersion = 1
 	// MinNodeVersion is the oldest version a node link may speak.
 	MinNodeVersion = 2
@@ -163,6 +163,7 @@ const (
 	StreamConsole = "console" // hub → leaf: Open{Desktop}, Result, then raw console bytes
 	StreamList    = "list"    // hub → leaf: Open, then Report
 	StreamReport  = "report"  // leaf → hub: a Report frame whenever something changed
+	StreamRenew   = "renew"   // leaf → hub: Open{CSR}, then Result{Cert}: the host's certificate renewed
 	// Node links, either way.
 	StreamHost = "host" // Open{Host}, Result (the peer has the host, or why not), then as a hub → leaf stream
 	StreamCut  = "cut"  // Open{Host, Reason}, Result: end the host's link, if the peer has it (revoked, removed)
@@ -175,6 +176,7 @@ type Open struct {
 	Desktop string   `json:"desktop,omitempty"`
 	Host    string   `json:"host,omitempty"`   // StreamHost, StreamCut: the host's ID
 	Reason  string   `json:"reason,omitempty"` // StreamCut
+	CSR     []byte   `json:"csr,omitempty"`    // StreamRenew
 }
 
 // Command is one provider operation. ID identifies it across retries:
@@ -191,6 +193,7 @@ type Command struct {
 type Result struct {
 	Desktop *Desktop `json:"desktop,omitempty"`
 	Error   *Error   `json:"error,omitempty"`
+	Cert    []byte   `json:"cert,omitempty"` // StreamRenew: the new certificate (DER)
 }
 
 // Desktop is what an agent reports of one desktop.

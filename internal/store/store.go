@@ -211,6 +211,14 @@ type Queries interface {
 	// and clears Revoked (a re-join after revocation is a new identity);
 	// ErrNotFound.
 	SetHostCert(ctx context.Context, id, serial string) error
+	// SetHostPendingCert records the serial of a host's renewed
+	// certificate, which PromoteHostCert makes its certificate once the
+	// agent links with it; ErrRevoked, ErrNotFound.
+	SetHostPendingCert(ctx context.Context, id, serial string) error
+	// PromoteHostCert makes the pending certificate with the serial the
+	// host's (the old one stops working); ErrNotFound when it is not
+	// pending.
+	PromoteHostCert(ctx context.Context, id, serial string) error
 	// RevokeHost marks the host revoked and down; ErrNotFound.
 	RevokeHost(ctx context.Context, id string) error
 	// SetHostReport records a report of a linked host; a revoked host

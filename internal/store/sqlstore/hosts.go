@@ -14,14 +14,14 @@ import (
 // the host's link (migration 00009), which only the link methods write.
 const (
 	hostBaseCols = `id, name, provider, state, site_id, last_seen, created`
-	hostLinkCols = `cert_serial, revoked, agent_version, address, cpu_percent, mem_total, mem_used, desktops_running`
+	hostLinkCols = `cert_serial, revoked, agent_version, address, cpu_percent, mem_total, mem_used, desktops_running, pending_serial`
 	hostCols     = hostBaseCols + `, ` + hostLinkCols
 )
 
 func scanHost(sc scanner) (*lobby.Host, error) {
 	var h lobby.Host
 	err := sc.Scan(&h.ID, &h.Name, &h.Provider, &h.State, &h.SiteID, timeCol{&h.LastSeen}, timeCol{&h.Created},
-		&h.CertSerial, &h.Revoked, &h.AgentVersion, &h.Address, &h.CPUPercent, &h.MemTotal, &h.MemUsed, &h.Running)
+		&h.CertSerial, &h.Revoked, &h.AgentVersion, &h.Address, &h.CPUPercent, &h.MemTotal, &h.MemUsed, &h.Running, &h.PendingSerial)
 	if err != nil {
 		return nil, err
 	}
@@ -58,9 +58,9 @@ func (q *queries) CreateHost(ctx context.Context, h *lobby.Host) error {
 	}
 	h.Created = q.createdTime(h.Created)
 	h.LastSeen = micro(h.LastSeen)
-	_, err := q.exec(ctx, `INSERT INTO hosts (`+hostCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := q.exec(ctx, `INSERT INTO hosts (`+hostCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		h.ID, h.Name, h.Provider, string(h.State), h.SiteID, q.d.t(h.LastSeen), q.d.t(h.Created),
-		h.CertSerial, h.Revoked, h.AgentVersion, h.Address, h.CPUPercent, h.MemTotal, h.MemUsed, h.Running)
+		h.CertSerial, h.Revoked, h.AgentVersion, h.Address, h.CPUPercent, h.MemTotal, h.MemUsed, h.Running, h.PendingSerial)
 	if err != nil {
 		return q.d.wrap(err, fmt.Sprintf("create host %q", h.Name))
 	}
@@ -91,16 +91,41 @@ func (q *queries) SetHostState(ctx context.Context, id string, state lobby.HostS
 }
 
 // SetHostCert records the serial of the host's new link certificate and
-// clears Revoked; ErrNotFound.
+// clears Revoked and any renewal; ErrNotFound.
 func (q *queries) SetHostCert(ctx context.Context, id, serial string) error {
 	return q.execOne(ctx, fmt.Sprintf("set certificate of host %q", id),
-		`UPDATE hosts SET cert_serial = ?, revoked = FALSE WHERE id = ?`, serial, id)
+		`UPDATE hosts SET cert_serial = ?, pending_serial = '', revoked = FALSE WHERE id = ?`, serial, id)
 }
 
-// RevokeHost marks the host revoked and down; ErrNotFound.
+// SetHostPendingCert records a renewed certificate of a host in good
+// standing; ErrRevoked, ErrNotFound.
+func (q *queries) SetHostPendingCert(ctx context.Context, id, serial string) error {
+	what := fmt.Sprintf("renew certificate of host %q", id)
+	res, err := q.exec(ctx, `UPDATE hosts SET pending_serial = ? WHERE id = ? AND NOT revoked`, serial, id)
+	if err != nil {
+		return q.d.wrap(err, what)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 1 {
+		return err
+	}
+	if _, err := q.GetHost(ctx, id); err != nil {
+		return err
+	}
+	return fmt.Errorf("%s: %w", what, store.ErrRevoked)
+}
+
+// PromoteHostCert makes the pending certificate with the serial the
+// host's certificate; ErrNotFound when it is not pending (any more).
+func (q *queries) PromoteHostCert(ctx context.Context, id, serial string) error {
+	return q.execOne(ctx, fmt.Sprintf("use the renewed certificate %s of host %q", serial, id),
+		`UPDATE hosts SET cert_serial = pending_serial, pending_serial = '' WHERE id = ? AND pending_serial = ? AND pending_serial <> '' AND NOT revoked`, id, serial)
+}
+
+// RevokeHost marks the host revoked and down, its renewal dropped;
+// ErrNotFound.
 func (q *queries) RevokeHost(ctx context.Context, id string) error {
 	return q.execOne(ctx, fmt.Sprintf("revoke host %q", id),
-		`UPDATE hosts SET revoked = TRUE, state = ? WHERE id = ?`, string(lobby.HostDown), id)
+		`UPDATE hosts SET revoked = TRUE, pending_serial = '', state = ? WHERE id = ?`, string(lobby.HostDown), id)
 }
 
 // SetHostReport records the report of a linked host: its state (down

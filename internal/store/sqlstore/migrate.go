@@ -21,14 +21,14 @@ import (
 // logical schema. Versions 2 to 8 are River's (riverSteps), so Lobby's own
 // SQL migrations go on from 00009 (00009_links.sql: join tokens and host
 // links; 00010_nodes.sql: the cluster's nodes and leases; 00012: the
-// compatible floor, see compat.go). A test build (-tags lobby_nextrelease
+// compatible floor, see compat.go; 00014: hosts' renewed certificates). A test build (-tags lobby_nextrelease
 // or lobby_contractrelease) adds testMigrations beyond it.
 const SchemaVersion = max(releaseSchemaVersion, testReleaseVersion)
 
 // releaseSchemaVersion is the version of the last migration in the
 // dialects' migrations directories: raise it with each new migration
 // (merging parallel migrations: keep the highest).
-const releaseSchemaVersion = 12
+const releaseSchemaVersion = 14
 
 // VersionTable is the goose version table of Lobby's schema.
 const VersionTable = "lobby_schema_version"

@@ -253,6 +253,27 @@ func testHostLinks(t *testing.T, f *fixture) {
 	want.State, want.SiteID, want.LastSeen = lobby.HostUp, 3, at(2*time.Minute).Truncate(time.Microsecond)
 	check("reported after the new certificate")
 
+	// A renewal waits until the agent links with it; a wrong serial is
+	// not promoted; revoking drops it.
+	must(t, f.s.SetHostPendingCert(f.ctx, h.ID, "ff01"))
+	want.PendingSerial = "ff01"
+	check("renewal pending")
+	wantErr(t, f.s.PromoteHostCert(f.ctx, h.ID, "ff02"), store.ErrNotFound)
+	must(t, f.s.PromoteHostCert(f.ctx, h.ID, "ff01"))
+	want.CertSerial, want.PendingSerial = "ff01", ""
+	check("renewal used")
+	wantErr(t, f.s.PromoteHostCert(f.ctx, h.ID, "ff01"), store.ErrNotFound)
+	must(t, f.s.SetHostPendingCert(f.ctx, h.ID, "ff03"))
+	must(t, f.s.RevokeHost(f.ctx, h.ID))
+	want.Revoked, want.State = true, lobby.HostDown
+	check("revoked while a renewal was pending")
+	wantErr(t, f.s.SetHostPendingCert(f.ctx, h.ID, "ff04"), store.ErrRevoked)
+	wantErr(t, f.s.PromoteHostCert(f.ctx, h.ID, "ff03"), store.ErrNotFound)
+	must(t, f.s.SetHostCert(f.ctx, h.ID, "ffee"))
+	want.CertSerial, want.Revoked = "ffee", false
+	check("joined again")
+	wantErr(t, f.s.SetHostPendingCert(f.ctx, "hst_nope", "01"), store.ErrNotFound)
+
 	// The other hosts are untouched.
 	got, err := f.s.GetHost(f.ctx, h2.ID)
 	must(t, err)
