@@ -297,7 +297,8 @@ func (f *fakeAPI) links(mux *http.ServeMux) {
 	})
 	mux.HandleFunc("GET /api/v1/links", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, 200, items([]map[string]any{
-			{"kind": "leaf", "state": "up", "hub": "node1", "site_id": 1, "peer": "alpha", "host_id": "host_a", "address": "192.0.2.7:5000", "since": t0, "rtt_ms": 0.42},
+			{"kind": "leaf", "state": "up", "hub": "node1", "site_id": 1, "peer": "alpha", "host_id": "host_a", "address": "192.0.2.7:5000", "since": t0, "rtt_ms": 0.42, "ping": "1s",
+				"upstreams": []map[string]any{{"url": "https://node1:8443", "ping": "1s", "auto_connect": true}, {"url": "https://node2:8443", "name_mask": "hub2.*", "auto_connect": false, "secure_only": true}}},
 			{"kind": "leaf", "state": "refused", "hub": "node1", "site_id": 1, "peer": "gamma", "address": "192.0.2.8:5001", "since": t0, "rtt_ms": 0, "last_error": "the join token jtk_9 expired"},
 			{"kind": "node", "state": "up", "hub": "node1", "site_id": 1, "peer": "node2", "peer_site_id": 2, "address": "https://192.0.2.20:8443", "since": t0, "rtt_ms": 0.25},
 		}, ""))

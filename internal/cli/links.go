@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"lobby/internal/client"
+	"lobby/internal/linkproto"
 	"lobby/internal/pki"
 )
 
@@ -125,7 +127,30 @@ func linksList(fs *flag.FlagSet) runFunc {
 			}
 			rows = append(rows, []string{l.Kind, peer, l.Hub, l.State, l.Address, when(l.Since), rtt, l.LastError})
 		}
-		return r.printTable([]string{"KIND", "PEER", "HUB", "STATE", "ADDRESS", "SINCE", "RTT", "LAST ERROR"}, rows)
+		if err := r.printTable([]string{"KIND", "PEER", "HUB", "STATE", "ADDRESS", "SINCE", "RTT", "LAST ERROR"}, rows); err != nil {
+			return err
+		}
+		// Each agent's hubs in its order of preference, as --hub takes them.
+		var lines []string
+		for _, l := range ls {
+			var ups []linkproto.HubSetting
+			if l.Kind != "leaf" || l.State != "up" || json.Unmarshal(l.Upstreams, &ups) != nil || len(ups) == 0 {
+				continue
+			}
+			hubs := make([]string, len(ups))
+			for i, u := range ups {
+				hubs[i] = fmt.Sprintf("%d. %s", i+1, u)
+			}
+			ping := ""
+			if l.Ping != "" {
+				ping = " (ping " + l.Ping + ")"
+			}
+			lines = append(lines, fmt.Sprintf("  %s%s: %s", l.Peer, ping, strings.Join(hubs, "  ")))
+		}
+		if len(lines) > 0 {
+			fmt.Fprintf(r.env.Stdout, "\nUpstream hubs of each host, in order:\n%s\n", strings.Join(lines, "\n"))
+		}
+		return nil
 	}
 }
 

@@ -121,6 +121,25 @@ type HubSetting struct {
 	SecureOnly  bool     `json:"secure_only"` // refuse a plain-HTTP outer transport
 }
 
+// String writes the setting as lobby agent --hub takes it:
+// URL[,mask=PATTERN][,ping=D][,auto=off][,secure-only].
+func (h HubSetting) String() string {
+	s := h.URL
+	if h.NameMask != "" {
+		s += ",mask=" + h.NameMask
+	}
+	if h.Ping > 0 {
+		s += ",ping=" + time.Duration(h.Ping).String()
+	}
+	if !h.AutoConnect {
+		s += ",auto=off"
+	}
+	if h.SecureOnly {
+		s += ",secure-only"
+	}
+	return s
+}
+
 // Welcome is the hub's answer to Hello.
 type Welcome struct {
 	Proto  int    `json:"proto"`
