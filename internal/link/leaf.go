@@ -69,17 +69,18 @@ func (h *Hub) serveLeaf(conn *tls.Conn, hello linkproto.Hello, st Status) {
 	case host.Revoked:
 		h.refuse(conn, st, linkproto.CodeRevoked, "the certificate of host %s was revoked: join it again with a new token", host.Name)
 		return
-	case host.CertSerial != serial && (host.PendingSerial != serial || serial == ""):
-		h.refuse(conn, st, linkproto.CodeRevoked, "this certificate of host %s (serial %s) was replaced (the host joined again, or its certificate was renewed): use the newer identity, or join again", host.Name, serial)
-		return
 	case host.CertSerial != serial:
-		// The agent's first link with its renewed certificate: from now on
-		// the old one is refused.
+		// The agent's first link with a renewed certificate (from now on
+		// the old one is refused), or a certificate replaced.
 		ctx, cancel := context.WithTimeout(context.Background(), HandshakeTimeout)
 		err := h.Store.PromoteHostCert(ctx, host.ID, serial)
 		cancel()
+		if errors.Is(err, store.ErrNotFound) {
+			h.refuse(conn, st, linkproto.CodeRevoked, "this certificate of host %s (serial %s) was replaced (the host joined again, or its certificate was renewed): use the newer identity, or join again", host.Name, serial)
+			return
+		}
 		if err != nil {
-			h.refuse(conn, st, linkproto.CodeRevoked, "the renewed certificate of host %s (serial %s) is no longer valid: %v", host.Name, serial, err)
+			h.refuse(conn, st, linkproto.CodeInternal, "cannot check this host's certificate now: %v", err)
 			return
 		}
 		h.Logger.Info("host linked with its renewed certificate", "host", host.Name, "serial", serial)

@@ -57,17 +57,14 @@ type Host struct {
 	LastSeen time.Time `json:"last_seen"`
 	Created  time.Time `json:"created"`
 
-	CertSerial string `json:"cert_serial,omitempty"` // hex serial of the host's link certificate; empty for an in-process agent
-	// PendingSerial is a renewed certificate's, until the agent links
-	// with it.
-	PendingSerial string  `json:"pending_cert_serial,omitempty"`
-	Revoked       bool    `json:"revoked,omitempty"` // its certificate was revoked: its links are refused
-	AgentVersion  string  `json:"agent_version,omitempty"`
-	Address       string  `json:"address,omitempty"` // where its link comes from, as the node sees it
-	CPUPercent    float64 `json:"cpu_percent"`       // of all the host's CPUs, 0-100
-	MemTotal      int64   `json:"mem_total"`         // bytes
-	MemUsed       int64   `json:"mem_used"`          // bytes
-	Running       int     `json:"desktops_running"`
+	CertSerial   string  `json:"cert_serial,omitempty"` // hex serial of the host's link certificate; empty for an in-process agent
+	Revoked      bool    `json:"revoked,omitempty"`     // its certificate was revoked: its links are refused
+	AgentVersion string  `json:"agent_version,omitempty"`
+	Address      string  `json:"address,omitempty"` // where its link comes from, as the node sees it
+	CPUPercent   float64 `json:"cpu_percent"`       // of all the host's CPUs, 0-100
+	MemTotal     int64   `json:"mem_total"`         // bytes
+	MemUsed      int64   `json:"mem_used"`          // bytes
+	Running      int     `json:"desktops_running"`
 }
 
 // Desktop is one virtual desktop.

@@ -12,16 +12,18 @@ import (
 
 // hostBaseCols are the columns UpsertHost writes; hostLinkCols those of
 // the host's link (migration 00009), which only the link methods write.
+// (pending_serial, migration 00014, is read only by PromoteHostCert, so
+// that pages of a node on an older schema still list hosts.)
 const (
 	hostBaseCols = `id, name, provider, state, site_id, last_seen, created`
-	hostLinkCols = `cert_serial, revoked, agent_version, address, cpu_percent, mem_total, mem_used, desktops_running, pending_serial`
+	hostLinkCols = `cert_serial, revoked, agent_version, address, cpu_percent, mem_total, mem_used, desktops_running`
 	hostCols     = hostBaseCols + `, ` + hostLinkCols
 )
 
 func scanHost(sc scanner) (*lobby.Host, error) {
 	var h lobby.Host
 	err := sc.Scan(&h.ID, &h.Name, &h.Provider, &h.State, &h.SiteID, timeCol{&h.LastSeen}, timeCol{&h.Created},
-		&h.CertSerial, &h.Revoked, &h.AgentVersion, &h.Address, &h.CPUPercent, &h.MemTotal, &h.MemUsed, &h.Running, &h.PendingSerial)
+		&h.CertSerial, &h.Revoked, &h.AgentVersion, &h.Address, &h.CPUPercent, &h.MemTotal, &h.MemUsed, &h.Running)
 	if err != nil {
 		return nil, err
 	}
@@ -58,9 +60,9 @@ func (q *queries) CreateHost(ctx context.Context, h *lobby.Host) error {
 	}
 	h.Created = q.createdTime(h.Created)
 	h.LastSeen = micro(h.LastSeen)
-	_, err := q.exec(ctx, `INSERT INTO hosts (`+hostCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := q.exec(ctx, `INSERT INTO hosts (`+hostCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		h.ID, h.Name, h.Provider, string(h.State), h.SiteID, q.d.t(h.LastSeen), q.d.t(h.Created),
-		h.CertSerial, h.Revoked, h.AgentVersion, h.Address, h.CPUPercent, h.MemTotal, h.MemUsed, h.Running, h.PendingSerial)
+		h.CertSerial, h.Revoked, h.AgentVersion, h.Address, h.CPUPercent, h.MemTotal, h.MemUsed, h.Running)
 	if err != nil {
 		return q.d.wrap(err, fmt.Sprintf("create host %q", h.Name))
 	}
