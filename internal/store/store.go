@@ -93,6 +93,50 @@ type Lease struct {
 	Expires  time.Time `json:"expires"`
 }
 
+// NodeHealth is what a node records of its own health, for the cluster's
+// health check: facts only it can know. Durations are kept to the
+// microsecond.
+type NodeHealth struct {
+	SiteID   int
+	Instance string    // the process that recorded it (see RegisterNode)
+	Recorded time.Time // by the database's clock, set by RecordNodeHealth
+	// ClockSkew is the node's clock minus the database's, measured at the
+	// middle of a round trip (within half of StoreRTT).
+	ClockSkew time.Duration
+	StoreRTT  time.Duration // the round trip of that measure
+	LoopLag   time.Duration // how late the node's watchdog ticker ran, at worst, lately
+	// NotReady is why the node's watchdog takes it out of the load
+	// balancer (what /readyz says); "" when ready.
+	NotReady string
+	// CAFingerprint is the SHA-256 (hex) of the CA certificate the node
+	// uses; LinkCert is its link certificate (PEM), which peers check.
+	CAFingerprint string
+	LinkCert      string
+	// WebCertExpires is when the node's HTTPS certificate expires; zero
+	// for plain HTTP.
+	WebCertExpires time.Time
+	Probes         []NodeProbe // of every live node's address, itself included
+	Links          []AgentLink // the agents linked to it
+}
+
+// NodeProbe is one node's probe of another's address (GET
+// /api/v1/health/ping): the round trip, or why it failed.
+type NodeProbe struct {
+	SiteID  int
+	Address string
+	At      time.Time // by the prober's clock
+	RTT     time.Duration
+	Error   string
+}
+
+// AgentLink is an agent linked to a node, with the link's round trip.
+type AgentLink struct {
+	HostID string
+	Host   string
+	Since  time.Time
+	RTT    time.Duration
+}
+
 // HostReport is what an agent's link reports about its host.
 type HostReport struct {
 	State        lobby.HostState
@@ -309,6 +353,15 @@ type Queries interface {
 	AcquireLease(ctx context.Context, name string, holder int, instance string, now time.Time, ttl time.Duration) (l Lease, held bool, err error)
 	ReleaseLease(ctx context.Context, name, instance string) error
 	GetLease(ctx context.Context, name string) (*Lease, error)
+
+	// Node health. DatabaseTime is the database's own clock, the one
+	// reference every node's clock is compared with. RecordNodeHealth
+	// inserts or replaces the record of h.SiteID and sets h.Recorded to
+	// the database's clock; ErrNotFound when no node holds the site ID.
+	// ListNodeHealth lists the records by site ID.
+	DatabaseTime(ctx context.Context) (time.Time, error)
+	RecordNodeHealth(ctx context.Context, h *NodeHealth) error
+	ListNodeHealth(ctx context.Context) ([]NodeHealth, error)
 
 	// Settings: small named values (cluster CA, feature flags).
 	GetSetting(ctx context.Context, key string) (string, error)

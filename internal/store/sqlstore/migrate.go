@@ -20,9 +20,11 @@ import (
 // dialects number their migrations alike: the same version is the same
 // logical schema. Versions 2 to 8 are River's (riverSteps), so Lobby's own
 // SQL migrations go on from 00009 (00009_links.sql: join tokens and host
-// links; 00010_nodes.sql: the cluster's nodes and leases; 00012: the
-// compatible floor, see compat.go; 00014: hosts' renewed certificates). A test build (-tags lobby_nextrelease
-// or lobby_contractrelease) adds testMigrations beyond it.
+// links; 00010_nodes.sql: the cluster's nodes and leases;
+// 00011_node_health.sql: what each node records of its own health; 00012:
+// the compatible floor, see compat.go; 00014: hosts' renewed
+// certificates). A test build (-tags lobby_nextrelease or
+// lobby_contractrelease) adds testMigrations beyond it.
 const SchemaVersion = max(releaseSchemaVersion, testReleaseVersion)
 
 // releaseSchemaVersion is the version of the last migration in the

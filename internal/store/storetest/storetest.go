@@ -33,6 +33,7 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Hosts", testHosts},
 		{"Nodes", testNodes},
 		{"Leases", testLeases},
+		{"NodeHealth", testNodeHealth},
 		{"HostLinks", testHostLinks},
 		{"DeleteHost", testDeleteHost},
 		{"HostDown", testHostDown},
