@@ -1,0 +1,151 @@
+package health
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"time"
+
+	"lobby/internal/cluster"
+	"lobby/internal/lobby"
+	"lobby/internal/store"
+)
+
+// Source is where a check gathers its facts.
+type Source struct {
+	Store store.Store
+	// Database names the store for the report, without a password.
+	Database string
+	// From names who checks: "lobby health on HOST", or a node.
+	From string
+	// LoadCA returns the cluster CA's certificate (a node has it; `lobby
+	// health` unseals it with the cluster key); an error is the cluster
+	// key check's failure.
+	LoadCA func(ctx context.Context) (*x509.Certificate, error)
+	// Prober probes each node's address from where the check runs; nil
+	// skips those probes.
+	Prober *Prober
+	// KnownSchema is the schema version this binary knows.
+	KnownSchema int64
+	// Now is the checker's clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Facts is what a check knows of the cluster, gathered at one time.
+type Facts struct {
+	From     string
+	Database string
+	Dialect  string
+	// StoreErr is why the store could not be read; nothing else is known
+	// then.
+	StoreErr error
+	StoreRTT time.Duration
+	// Now is the database's clock when the facts were gathered (the
+	// checker's own when the store did not answer).
+	Now         time.Time
+	Schema      int64 // the database's schema version
+	KnownSchema int64
+
+	CA    *x509.Certificate
+	CAErr error // from LoadCA; nil with CA nil means it was not asked
+
+	Nodes  []lobby.Node
+	Health map[int]store.NodeHealth // by site ID
+	Lease  *store.Lease             // nil when never taken
+	Hosts  []lobby.Host
+	// Probes are the checker's own probes of each node's address, by site
+	// ID (nodes long dead are not probed).
+	Probes map[int]Probe
+}
+
+// Gather reads the facts from the store and probes the nodes. A store that
+// does not answer is a fact, not an error: the report says so.
+func Gather(ctx context.Context, src Source) *Facts {
+	now := time.Now
+	if src.Now != nil {
+		now = src.Now
+	}
+	f := &Facts{From: src.From, Database: src.Database, KnownSchema: src.KnownSchema, Now: now(), Health: map[int]store.NodeHealth{}, Probes: map[int]Probe{}}
+	if err := f.read(ctx, src.Store, now); err != nil {
+		f.StoreErr = err
+		return f
+	}
+	if src.LoadCA != nil {
+		f.CA, f.CAErr = src.LoadCA(ctx)
+	}
+	if src.Prober != nil {
+		f.Probes = probeNodes(ctx, src.Prober, f.Nodes, f.Now)
+	}
+	return f
+}
+
+func (f *Facts) read(ctx context.Context, st store.Store, now func() time.Time) error {
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	f.Dialect = st.Dialect()
+	t0 := now()
+	db, err := st.DatabaseTime(sctx)
+	if err != nil {
+		return err
+	}
+	f.StoreRTT, f.Now = now().Sub(t0), db
+	if f.Schema, err = st.SchemaVersion(sctx); err != nil {
+		return err
+	}
+	if f.Nodes, err = st.ListNodes(sctx); err != nil {
+		return err
+	}
+	hs, err := st.ListNodeHealth(sctx)
+	if err != nil {
+		return err
+	}
+	for _, h := range hs {
+		f.Health[h.SiteID] = h
+	}
+	if f.Lease, err = st.GetLease(sctx, cluster.SingletonLease); errors.Is(err, store.ErrNotFound) {
+		f.Lease, err = nil, nil
+	}
+	if err != nil {
+		return err
+	}
+	return f.readHosts(sctx, st)
+}
+
+func (f *Facts) readHosts(ctx context.Context, st store.Store) error {
+	opt := store.ListOptions{Limit: store.MaxLimit}
+	for {
+		hs, err := st.ListHosts(ctx, opt)
+		if err != nil {
+			return fmt.Errorf("list hosts: %w", err)
+		}
+		f.Hosts = append(f.Hosts, hs...)
+		if len(hs) < opt.Limit {
+			return nil
+		}
+		opt.After = hs[len(hs)-1].ID
+	}
+}
+
+// probeNodes probes the nodes not long dead, at once.
+func probeNodes(ctx context.Context, p *Prober, nodes []lobby.Node, dbNow time.Time) map[int]Probe {
+	out := map[int]Probe{}
+	type result struct {
+		site int
+		p    Probe
+	}
+	ch := make(chan result)
+	n := 0
+	for _, node := range nodes {
+		if dbNow.Sub(node.Heartbeat) > probeHorizon {
+			continue
+		}
+		n++
+		go func() { ch <- result{node.SiteID, p.Probe(ctx, node.Address, node.SiteID)} }()
+	}
+	for range n {
+		r := <-ch
+		out[r.site] = r.p
+	}
+	return out
+}

@@ -1,0 +1,219 @@
+package health
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"lobby/internal/lobby"
+	"lobby/internal/store"
+)
+
+// Monitor defaults.
+const (
+	DefaultMonitorEvery = time.Second
+	DefaultProbeEvery   = 5 * time.Second
+	// probeHorizon: nodes whose heartbeat is older than this (by this
+	// node's clock) are not probed: long dead, or removed soon.
+	probeHorizon = 10 * time.Minute
+	storeTimeout = 2 * time.Second
+)
+
+// MonitorConfig configures a node's Monitor. Zero values take defaults.
+type MonitorConfig struct {
+	Store    store.Store
+	SiteID   int
+	Instance string // the cluster member's instance (cluster.Member.Instance)
+	Watchdog *Watchdog
+	Prober   *Prober
+	Logger   *slog.Logger
+	// Now is the node's clock, the one its heartbeats use: its skew
+	// against the database's clock is what the monitor measures.
+	Now func() time.Time
+
+	Every      time.Duration // a round: clock, record, watchdog (1 s)
+	ProbeEvery time.Duration // probes of the nodes' addresses (5 s)
+
+	// What the node knows of itself: the CA fingerprint (hex), its link
+	// certificate (PEM), and its HTTPS certificate's expiry (a function,
+	// as the listener comes after the monitor is made; nil for none).
+	CAFingerprint  string
+	LinkCert       string
+	WebCertExpires func() time.Time
+	// Links lists the agents linked to this node (nil: none).
+	Links func() []store.AgentLink
+}
+
+// Monitor records a node's health in the store once a second and feeds
+// its watchdog.
+type Monitor struct {
+	cfg MonitorConfig
+	log *slog.Logger
+
+	mu     sync.Mutex
+	probes []store.NodeProbe // the latest round of probes
+	nodes  []lobby.Node      // the latest list, for the prober
+}
+
+// NewMonitor checks cfg and fills its defaults.
+func NewMonitor(cfg MonitorConfig) (*Monitor, error) {
+	if cfg.Store == nil || cfg.Watchdog == nil || cfg.SiteID == 0 {
+		return nil, errors.New("health: a monitor needs a store, a watchdog and a site ID")
+	}
+	if cfg.Prober == nil {
+		cfg.Prober = NewProber(0)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Every <= 0 {
+		cfg.Every = DefaultMonitorEvery
+	}
+	if cfg.ProbeEvery <= 0 {
+		cfg.ProbeEvery = DefaultProbeEvery
+	}
+	return &Monitor{cfg: cfg, log: cfg.Logger.With("component", "health")}, nil
+}
+
+// Run records until ctx ends; the probes run beside it, so a slow peer
+// never delays the store's round trip.
+func (m *Monitor) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); m.probeLoop(ctx) }()
+	t := time.NewTicker(m.cfg.Every)
+	defer t.Stop()
+	for {
+		m.round(ctx)
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// round measures the clock against the database's, records the node's
+// health, and tells the watchdog whether the store answered.
+func (m *Monitor) round(ctx context.Context) {
+	wd := m.cfg.Watchdog
+	defer wd.Beat(LoopMonitor)
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	t0 := m.cfg.Now()
+	db, err := m.cfg.Store.DatabaseTime(sctx)
+	t1 := m.cfg.Now()
+	if err != nil {
+		m.storeFailed(ctx, err)
+		return
+	}
+	rtt := t1.Sub(t0)
+	skew := t0.Add(rtt / 2).Sub(db)
+	nodes, err := m.cfg.Store.ListNodes(sctx)
+	if err != nil {
+		m.storeFailed(ctx, err)
+		return
+	}
+	m.checkHeartbeat(nodes, t1)
+	h := &store.NodeHealth{
+		SiteID: m.cfg.SiteID, Instance: m.cfg.Instance, ClockSkew: skew, StoreRTT: rtt, LoopLag: wd.TakeLag(),
+		CAFingerprint: m.cfg.CAFingerprint, LinkCert: m.cfg.LinkCert,
+	}
+	if why := wd.Check(); why != nil {
+		h.NotReady = why.Error()
+	}
+	if m.cfg.WebCertExpires != nil {
+		h.WebCertExpires = m.cfg.WebCertExpires()
+	}
+	if m.cfg.Links != nil {
+		h.Links = m.cfg.Links()
+	}
+	m.mu.Lock()
+	m.nodes, h.Probes = nodes, m.probes
+	m.mu.Unlock()
+	if err := m.cfg.Store.RecordNodeHealth(sctx, h); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			// The node's row was removed (an operator forgot it): the
+			// store answers, and the cluster member says what to do.
+			wd.StoreOK()
+			return
+		}
+		m.storeFailed(ctx, err)
+		return
+	}
+	wd.StoreOK()
+}
+
+func (m *Monitor) storeFailed(ctx context.Context, err error) {
+	if ctx.Err() != nil {
+		return // stopping
+	}
+	m.cfg.Watchdog.StoreFailed(err)
+	m.log.Debug("the store did not answer the health round", "err", err)
+}
+
+// checkHeartbeat beats LoopHeartbeat while this node's heartbeat in the
+// store is fresh by its own clock (the one it is written with), so a
+// stuck heartbeat loop makes the watchdog say so.
+func (m *Monitor) checkHeartbeat(nodes []lobby.Node, now time.Time) {
+	for _, n := range nodes {
+		if n.SiteID == m.cfg.SiteID && now.Sub(n.Heartbeat) < m.cfg.Watchdog.cfg.LoopLimit {
+			m.cfg.Watchdog.Beat(LoopHeartbeat)
+		}
+	}
+}
+
+// probeLoop probes every recent node's address, this node's own
+// included (is its advertised address reachable at all?).
+func (m *Monitor) probeLoop(ctx context.Context) {
+	// The first probes come soon after the first round listed the nodes.
+	t := time.NewTimer(m.cfg.Every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			t.Reset(m.cfg.ProbeEvery)
+		}
+		m.mu.Lock()
+		nodes := m.nodes
+		m.mu.Unlock()
+		now := m.cfg.Now()
+		var targets []lobby.Node
+		for _, n := range nodes {
+			if n.SiteID == m.cfg.SiteID || now.Sub(n.Heartbeat) < probeHorizon {
+				targets = append(targets, n)
+			}
+		}
+		probes := ProbeAll(ctx, m.cfg.Prober, targets, m.cfg.Now)
+		m.mu.Lock()
+		m.probes = probes
+		m.mu.Unlock()
+	}
+}
+
+// ProbeAll probes the nodes' addresses at once.
+func ProbeAll(ctx context.Context, p *Prober, nodes []lobby.Node, now func() time.Time) []store.NodeProbe {
+	out := make([]store.NodeProbe, len(nodes))
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := p.Probe(ctx, n.Address, n.SiteID)
+			out[i] = store.NodeProbe{SiteID: n.SiteID, Address: n.Address, At: now(), RTT: r.RTT}
+			if r.Err != nil {
+				out[i].Error = r.Err.Error()
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
