@@ -109,7 +109,9 @@ func TestEvaluateFailures(t *testing.T) {
 			f.Probes[1] = Probe{Err: errors.New("connection refused: nothing listens there")}
 		}, "port/1", Fail, "cannot reach it at http://127.0.0.1:0", "port 0"},
 		{"wildcard address", func(f *Facts) {
-			setHealth(f, 2, func(h *store.NodeHealth) { h.Probes[1].Address, h.Probes[1].Error = "https://0.0.0.0:8443", "no answer in time" })
+			setHealth(f, 2, func(h *store.NodeHealth) {
+				h.Probes[1].Address, h.Probes[1].Error = "https://0.0.0.0:8443", "no answer in time"
+			})
 		}, "reach/2-2", Fail, "its own advertised address https://0.0.0.0:8443", "names no host"},
 		{"agent down", func(f *Facts) { f.Hosts[0].State = lobby.HostDown }, "agent/host-node-a", Fail, "not linked to any node", "agent is stopped"},
 		{"slow agent", func(f *Facts) { setHealth(f, 1, func(h *store.NodeHealth) { h.Links[0].RTT = time.Second }) },
@@ -211,5 +213,3 @@ func freshen(f *Facts) {
 	}
 	f.Lease.Expires = f.Now.Add(time.Second)
 }
-
-

@@ -102,7 +102,10 @@ func TestClockSkew(t *testing.T) {
 			prober := health.NewProber(0)
 			defer prober.Close()
 			check := &health.Checker{Source: health.Source{Store: st, Database: dialect, From: "the test", Prober: prober, KnownSchema: 11,
-				LoadCA: func(ctx context.Context) (*x509.Certificate, error) { c, err := pki.LoadCA(ctx, st, key); return certOf(c), err }}}
+				LoadCA: func(ctx context.Context) (*x509.Certificate, error) {
+					c, err := pki.LoadCA(ctx, st, key)
+					return certOf(c), err
+				}}}
 			var r *health.Report
 			deadline := time.Now().Add(60 * time.Second)
 			for {
@@ -146,7 +149,10 @@ func TestClockSkew(t *testing.T) {
 			// The wrong cluster key is its own failure.
 			other, _ := pki.ParseClusterKey(pki.NewClusterKeyString())
 			wrong := &health.Checker{Source: check.Source}
-			wrong.Source.LoadCA = func(ctx context.Context) (*x509.Certificate, error) { c, err := pki.LoadCA(ctx, st, other); return certOf(c), err }
+			wrong.Source.LoadCA = func(ctx context.Context) (*x509.Certificate, error) {
+				c, err := pki.LoadCA(ctx, st, other)
+				return certOf(c), err
+			}
 			if c, _ := wrong.Run(t.Context()).Check("cluster-key"); c.Status != health.Fail || !strings.Contains(c.Detail, "does not unseal") {
 				t.Errorf("cluster-key with another key = %+v", c)
 			}

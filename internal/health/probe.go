@@ -47,7 +47,7 @@ func NewProber(timeout time.Duration) *Prober {
 		timeout = DefaultProbeTimeout
 	}
 	tr := &http.Transport{
-		Proxy:               nil, // nodes are probed directly, as their peers reach them
+		Proxy:               nil,                                   // nodes are probed directly, as their peers reach them
 		TLSClientConfig:     &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // reachability only; see above
 		MaxIdleConnsPerHost: 1,
 		IdleConnTimeout:     time.Minute,
