@@ -17,6 +17,7 @@ import (
 	"lobby/internal/store"
 	"lobby/internal/store/pgtest"
 	"lobby/internal/store/postgres"
+	"lobby/internal/store/sqlstore"
 	"lobby/internal/store/sqlite"
 )
 
@@ -57,7 +58,7 @@ func startMember(t *testing.T, st store.Store, ca *pki.CA, site int, name string
 	t.Cleanup(srv.Close)
 	var err error
 	m, err = cluster.Join(t.Context(), cluster.Config{Store: st, Logger: quiet, Now: now,
-		Node: lobby.Node{SiteID: site, Name: name, Address: srv.URL, Version: "test", SchemaVersion: 11}})
+		Node: lobby.Node{SiteID: site, Name: name, Address: srv.URL, Version: "test", SchemaVersion: sqlstore.SchemaVersion}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +102,7 @@ func TestClockSkew(t *testing.T) {
 
 			prober := health.NewProber(0)
 			defer prober.Close()
-			check := &health.Checker{Source: health.Source{Store: st, Database: dialect, From: "the test", Prober: prober, KnownSchema: 11,
+			check := &health.Checker{Source: health.Source{Store: st, Database: dialect, From: "the test", Prober: prober, KnownSchema: sqlstore.SchemaVersion,
 				LoadCA: func(ctx context.Context) (*x509.Certificate, error) {
 					c, err := pki.LoadCA(ctx, st, key)
 					return certOf(c), err
