@@ -17,8 +17,8 @@ import (
 	"lobby/internal/store"
 	"lobby/internal/store/pgtest"
 	"lobby/internal/store/postgres"
-	"lobby/internal/store/sqlstore"
 	"lobby/internal/store/sqlite"
+	"lobby/internal/store/sqlstore"
 )
 
 var quiet = slog.New(slog.DiscardHandler)
