@@ -19,6 +19,7 @@ import (
 
 	"lobby/internal/assign"
 	"lobby/internal/auth"
+	"lobby/internal/health"
 	"lobby/internal/httpjson"
 	"lobby/internal/jobs"
 	"lobby/internal/lobby"
@@ -43,6 +44,9 @@ type Server struct {
 	Manage *manage.Service
 	// Ready reports whether the node should get traffic (nil: store ping).
 	Ready func(ctx context.Context) error
+	// Ping is this node's answer to the health probes of the other nodes
+	// (GET /api/v1/health/ping).
+	Ping func() health.Ping
 	// Registry receives the API's metrics; nil makes a private one.
 	Registry *prometheus.Registry
 
@@ -104,6 +108,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 		{"GET /api/v1/nodes", lobby.PermRead, s.listNodes},
 		{"POST /api/v1/nodes/{site}/actions", lobby.PermConfigure, s.nodeAction},
 		{"DELETE /api/v1/nodes/{site}", lobby.PermConfigure, s.removeNode},
+		{"GET /api/v1/health", lobby.PermRead, s.clusterHealth},
 
 		{"GET /api/v1/tokens", lobby.PermConfigure, s.listTokens},
 		{"POST /api/v1/tokens", lobby.PermConfigure, s.createToken},
@@ -131,6 +136,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	for _, rt := range routes {
 		mux.Handle(rt.pattern, s.endpoint(rt.perm, rt.h))
 	}
+	mux.Handle("GET "+health.PingPath, s.pingHandler())
 	mux.Handle("/api/", s.endpoint(public, func(w http.ResponseWriter, r *http.Request) error {
 		return lobby.Errorf(lobby.KindNotFound, "no API route %s %s: see the API reference in the README", r.Method, r.URL.Path)
 	}))

@@ -102,7 +102,7 @@ func (w *Watchdog) Check() error {
 	var why []string
 	now := w.cfg.Now()
 	if since := now.Sub(w.storeOK); since > w.cfg.StoreLimit {
-		msg := fmt.Sprintf("the database has not answered for %s (limit %s)", round(since), w.cfg.StoreLimit)
+		msg := fmt.Sprintf("the database has not answered for %s (limit %s)", roundUp(since), w.cfg.StoreLimit)
 		if w.storeErr != nil {
 			msg += ": " + w.storeErr.Error()
 		}
@@ -115,7 +115,7 @@ func (w *Watchdog) Check() error {
 	slices.Sort(names)
 	for _, name := range names {
 		if since := now.Sub(w.loops[name]); since > w.cfg.LoopLimit {
-			why = append(why, fmt.Sprintf("the %s has not run for %s (limit %s): it is stuck", name, round(since), w.cfg.LoopLimit))
+			why = append(why, fmt.Sprintf("the %s has not run for %s (limit %s): it is stuck", name, roundUp(since), w.cfg.LoopLimit))
 		}
 	}
 	if len(why) == 0 {
@@ -176,6 +176,16 @@ func (w *Watchdog) logChange() {
 	case why == "" && was != "":
 		w.cfg.Logger.Info("watchdog: this node recovered: /readyz answers 200 again")
 	}
+}
+
+// roundUp shortens a duration past a limit for messages, never down to
+// the limit itself.
+func roundUp(d time.Duration) time.Duration {
+	unit := 100 * time.Millisecond
+	if d >= 10*time.Second {
+		unit = time.Second
+	}
+	return (d + unit - 1).Truncate(unit)
 }
 
 // round shortens a duration for messages.

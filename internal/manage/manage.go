@@ -12,6 +12,7 @@ import (
 
 	"lobby/internal/assign"
 	"lobby/internal/auth"
+	"lobby/internal/health"
 	"lobby/internal/jobs"
 	"lobby/internal/lobby"
 	"lobby/internal/store"
@@ -35,6 +36,9 @@ type Service struct {
 	CAFingerprint [32]byte
 	// Hub is this node's links (a *link.Hub); nil when it has none.
 	Hub Linker
+	// Checker is the cluster's health check run from this node; nil
+	// when it has none.
+	Checker *health.Checker
 }
 
 // Allow checks that the actor's role holds perm; it is the one role check

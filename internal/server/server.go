@@ -6,6 +6,7 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,6 +25,7 @@ import (
 	"lobby/internal/cluster"
 	"lobby/internal/datadir"
 	"lobby/internal/gateway"
+	"lobby/internal/health"
 	"lobby/internal/hostconn"
 	"lobby/internal/jobs"
 	"lobby/internal/link"
@@ -76,6 +78,12 @@ type Config struct {
 	// Demo, when positive, creates on first start a pool "demo" of that
 	// many desktops and a policy offering it to everyone.
 	Demo int
+
+	// MaxClockSkew is the health check's limit on a node's clock against
+	// the database's (default 60 s); WatchdogStore and WatchdogLoop are
+	// how long the store may go silent and a loop stall before /readyz
+	// answers 503 (5 s and 10 s).
+	MaxClockSkew, WatchdogStore, WatchdogLoop time.Duration
 
 	HashSlots int // concurrent password hashes; default one per CPU
 	Version   string
@@ -151,6 +159,14 @@ type Server struct {
 	// says it was made on this start.
 	CertFingerprint string
 	NewCert         bool
+	// Watchdog judges this node's own health for /readyz; Health is the
+	// cluster's health check, run from this node.
+	Watchdog *health.Watchdog
+	Health   *health.Checker
+
+	monitor        *health.Monitor
+	prober         *health.Prober
+	webCertExpires time.Time
 
 	listener net.Listener
 	http     *http.Server
@@ -201,6 +217,9 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	if err := s.joinCluster(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.initHealth(); err != nil {
 		return nil, err
 	}
 	if s.Queue, err = jobs.New(jobs.Config{Store: s.Store, Hosts: s.Hosts, SiteID: cfg.SiteID, Logger: s.log}); err != nil {
@@ -307,12 +326,13 @@ func (s *Server) joinCluster(ctx context.Context) error {
 }
 
 // ready tells the load balancer whether to send this node people: not
-// while the store is unreachable, the node is drained or in maintenance
-// mode (where it would turn them away: other nodes may serve them), or
-// another process took its site ID over.
+// while its watchdog finds it unhealthy (the store silent, a loop stuck),
+// the node is drained or in maintenance mode (where it would turn them
+// away: other nodes may serve them), or another process took its site ID
+// over.
 func (s *Server) ready(ctx context.Context) error {
-	if err := s.Store.Ping(ctx); err != nil {
-		return fmt.Errorf("the database is unreachable: %w", err)
+	if err := s.Watchdog.Check(); err != nil {
+		return err
 	}
 	switch {
 	case s.Member.Lost():
@@ -374,6 +394,9 @@ func (s *Server) bind() error {
 			return err
 		}
 		s.CertFingerprint, s.NewCert = Fingerprint(cert), created
+		if leaf, err := x509.ParseCertificate(cert.Certificate[0]); err == nil {
+			s.webCertExpires = leaf.NotAfter
+		}
 		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}})
 	}
 	s.listener = ln
@@ -404,7 +427,8 @@ func (s *Server) listen() error {
 	// One administrative service for the API and the pages.
 	m := &manage.Service{Store: s.Store, Hasher: s.Auth.Hasher, Assign: s.Assign, Queue: s.Queue, Now: s.Auth.Now,
 		CAFingerprint: s.CA.Fingerprint(), Hub: s.Hub}
-	a := &api.Server{Store: s.Store, Auth: s.Auth, Throttle: s.Throttle, Assign: s.Assign, Queue: s.Queue, Manage: m, Gateway: s.Gateway, Version: s.cfg.Version, Logger: s.log, Ready: s.ready}
+	m.Checker = s.Health
+	a := &api.Server{Store: s.Store, Auth: s.Auth, Throttle: s.Throttle, Assign: s.Assign, Queue: s.Queue, Manage: m, Gateway: s.Gateway, Version: s.cfg.Version, Logger: s.log, Ready: s.ready, Ping: s.ping}
 	apiHandler := a.Handler()
 	db := store.SQLite
 	if s.cfg.Postgres != "" {
@@ -461,6 +485,9 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); s.followMode(ctx, bg, queued) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); s.Hub.RunPeers(bg) }()
+	wg.Add(2)
+	go func() { defer wg.Done(); s.Watchdog.Run(bg) }()
+	go func() { defer wg.Done(); s.monitor.Run(bg) }()
 	if s.agent != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.agent.run(bg) }()

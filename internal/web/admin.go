@@ -28,6 +28,7 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 
 	s.adminMoreRoutes(mux)
 	s.adminLinkRoutes(mux)
+	s.adminHealthRoutes(mux)
 }
 
 // adminFuncs are the template functions of the admin pages.

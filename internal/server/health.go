@@ -1,0 +1,70 @@
+package server
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"lobby/internal/health"
+	"lobby/internal/pki"
+	"lobby/internal/store"
+	"lobby/internal/store/postgres"
+	"lobby/internal/store/sqlstore"
+)
+
+// initHealth makes the node's watchdog, its health monitor and the health
+// check the API and the pages run from this node.
+func (s *Server) initHealth() error {
+	s.Watchdog = health.NewWatchdog(health.WatchdogConfig{StoreLimit: s.cfg.WatchdogStore, LoopLimit: s.cfg.WatchdogLoop, Logger: s.log.With("component", "health")})
+	s.prober = health.NewProber(0)
+	s.closers = append(s.closers, func() error { s.prober.Close(); return nil })
+	mon, err := health.NewMonitor(health.MonitorConfig{
+		Store: s.Store, SiteID: s.cfg.SiteID, Instance: s.Member.Instance(), Watchdog: s.Watchdog, Prober: s.prober, Logger: s.log,
+		CAFingerprint: pki.FingerprintHex(s.CA.Fingerprint()), LinkCert: pki.CertPEM(s.Hub.Cert.Certificate[0]),
+		WebCertExpires: func() time.Time { return s.webCertExpires },
+		Links:          s.agentLinks,
+	})
+	if err != nil {
+		return err
+	}
+	s.monitor = mon
+	s.Health = &health.Checker{
+		Source: health.Source{
+			Store: s.Store, Database: s.describeStore(), From: s.nodeName(), Prober: s.prober, KnownSchema: sqlstore.SchemaVersion,
+			LoadCA: func(context.Context) (*x509.Certificate, error) { return s.CA.Cert, nil },
+		},
+		Options: health.Options{MaxClockSkew: s.cfg.MaxClockSkew},
+	}
+	return nil
+}
+
+func (s *Server) nodeName() string { return fmt.Sprintf("node %d (%s)", s.cfg.SiteID, s.cfg.Name) }
+
+func (s *Server) describeStore() string {
+	if s.cfg.Postgres != "" {
+		return postgres.DescribeURL(s.cfg.Postgres)
+	}
+	return filepath.Join(s.cfg.DataDir, "lobby.db")
+}
+
+// agentLinks lists the agents linked to this node, for its health record.
+func (s *Server) agentLinks() []store.AgentLink {
+	var out []store.AgentLink
+	for _, l := range s.Hub.Links() {
+		if l.State == "up" && l.HostID != "" {
+			out = append(out, store.AgentLink{HostID: l.HostID, Host: l.Peer, Since: l.Since, RTT: time.Duration(l.RTTMillis * float64(time.Millisecond))})
+		}
+	}
+	return out
+}
+
+// ping is this node's answer to the other nodes' probes.
+func (s *Server) ping() health.Ping {
+	p := health.Ping{SiteID: s.cfg.SiteID, Name: s.cfg.Name, Instance: s.Member.Instance(), Version: s.cfg.Version, Time: time.Now()}
+	if err := s.ready(context.Background()); err != nil {
+		p.NotReady = err.Error()
+	}
+	return p
+}
