@@ -36,6 +36,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return runNode(ctx, args[0], args[1:], stdout, stderr)
 		case "agent":
 			return runAgent(ctx, args[1:], stdout, stderr, os.Getenv)
+		case "health":
+			return runHealth(ctx, args[1:], stdout, stderr, os.Getenv)
 		case "bench":
 			return runBench(ctx, args[1:], stdout, stderr)
 		case "admin":

@@ -139,8 +139,8 @@ func printHelp(w io.Writer) {
 	}
 	tw.Flush()
 	fmt.Fprint(w, `
-Server-side commands (run by cmd/lobby): server, dev, agent, admin db migrate,
-admin db copy, admin db switch.
+Server-side commands (run by cmd/lobby): server, dev, agent, health,
+admin db migrate, admin db copy, admin db switch.
 
 Every list and show takes --json. Flags may come before or after arguments.
 Run "lobby <command> -h" for a command's flags.

@@ -15,6 +15,8 @@ import (
 // Source is where a check gathers its facts.
 type Source struct {
 	Store store.Store
+	// StoreErr is why the store could not be opened, instead of Store.
+	StoreErr error
 	// Database names the store for the report, without a password.
 	Database string
 	// From names who checks: "lobby health on HOST", or a node.
@@ -67,6 +69,10 @@ func Gather(ctx context.Context, src Source) *Facts {
 		now = src.Now
 	}
 	f := &Facts{From: src.From, Database: src.Database, KnownSchema: src.KnownSchema, Now: now(), Health: map[int]store.NodeHealth{}, Probes: map[int]Probe{}}
+	if src.StoreErr != nil {
+		f.StoreErr = src.StoreErr
+		return f
+	}
 	if err := f.read(ctx, src.Store, now); err != nil {
 		f.StoreErr = err
 		return f
