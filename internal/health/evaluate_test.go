@@ -88,7 +88,7 @@ func TestEvaluateFailures(t *testing.T) {
 		{"dead node", func(f *Facts) {
 			f.Nodes[1].Heartbeat = t0.Add(-45 * time.Second)
 			setHealth(f, 2, func(h *store.NodeHealth) { h.Recorded = t0.Add(-45 * time.Second) })
-		}, "node/2", Fail, "node 2 (node-b) is dead: no heartbeat for 45s", "crashed"},
+		}, "node/2", Fail, "node 2 (node-b) is dead: no heartbeat for 45", "crashed"},
 		{"stopped node", func(f *Facts) { f.Nodes[1].Heartbeat = time.Unix(0, 1) }, "node/2", Fail, "stopped", "stopped"},
 		{"agent on a dead node", func(f *Facts) { f.Nodes[1].Heartbeat = t0.Add(-time.Hour) }, "agent/host-node-b", Fail, "which is dead", "--hub"},
 		{"not ready", func(f *Facts) {

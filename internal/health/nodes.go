@@ -46,7 +46,7 @@ func aliveCheck(r *Report, v *view, o Options) bool {
 		c.Fix = fmt.Sprintf("start it again (lobby server --site-id %d ...); if it is gone for good: lobby nodes remove %d", v.n.SiteID, v.n.SiteID)
 	case !v.alive:
 		c.Status = Fail
-		c.Detail = fmt.Sprintf("%s is dead: no heartbeat for %s (limit %s), the last at %s", v.name, round(v.hbAge), o.StaleAfter, v.n.Heartbeat.UTC().Format(time.RFC3339))
+		c.Detail = fmt.Sprintf("%s is dead: no heartbeat for %s (limit %s), the last at %s", v.name, roundUp(v.hbAge), o.StaleAfter, v.n.Heartbeat.UTC().Format(time.RFC3339))
 		c.Cause = "its process crashed or hangs, its machine is down, or it cannot reach the database"
 		c.Fix = fmt.Sprintf("look at %s's machine and log and start it again; if it is gone for good: lobby nodes remove %d", v.n.Name, v.n.SiteID)
 	case v.n.Mode == lobby.NodeDraining:
@@ -78,7 +78,7 @@ func recordCheck(r *Report, v *view, o Options) bool {
 		c.Fix = "upgrade it to the release the others run"
 	case !v.fresh:
 		c.Status = Fail
-		c.Detail = fmt.Sprintf("%s has not recorded its health for %s (limit %s), though its heartbeat moves", v.name, round(v.recAge), o.StaleAfter)
+		c.Detail = fmt.Sprintf("%s has not recorded its health for %s (limit %s), though its heartbeat moves", v.name, roundUp(v.recAge), o.StaleAfter)
 		c.Cause = "its health monitor is stuck, or its writes to the database fail while its heartbeats get through"
 		c.Fix = fmt.Sprintf("look at %s's log; restart it if it does not recover", v.n.Name)
 	default:
@@ -218,7 +218,7 @@ func portCheck(r *Report, f *Facts, v *view) {
 	if !ok {
 		return
 	}
-	row := ReachRow{From: f.From, ToSite: v.n.SiteID, To: v.name, Address: v.n.Address, RTTMS: ms(p.RTT)}
+	row := ReachRow{From: "this check, from " + f.From, ToSite: v.n.SiteID, To: v.name, Address: v.n.Address, RTTMS: ms(p.RTT)}
 	c := Check{ID: fmt.Sprintf("port/%d", v.n.SiteID), Name: "port", Subject: v.name, Status: OK,
 		Detail: fmt.Sprintf("answers %s at %s in %s", f.From, v.n.Address, fmtDur(p.RTT))}
 	if p.Err != nil {

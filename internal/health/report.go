@@ -67,6 +67,13 @@ type NodeRow struct {
 	Agents        int        `json:"agents"`
 }
 
+// Skew is the node's clock skew for people ("" when unknown).
+func (r NodeRow) Skew() string { return msText(r.ClockSkewMS) }
+
+// StoreRoundTrip is the node's store round trip for people ("" when
+// unknown).
+func (r NodeRow) StoreRoundTrip() string { return msText(r.StoreRTTMS) }
+
 // ReachRow is one probe of a node's address: by another node (FromSite),
 // or by the checker itself (FromSite 0).
 type ReachRow struct {
@@ -89,6 +96,16 @@ type AgentRow struct {
 	Node     string    `json:"node"`
 	RTTMS    *float64  `json:"rtt_ms,omitempty"`
 	LastSeen time.Time `json:"last_seen"`
+}
+
+// RoundTrip is the link's round trip for people ("" when unknown).
+func (r AgentRow) RoundTrip() string { return msText(r.RTTMS) }
+
+func msText(v *float64) string {
+	if v == nil {
+		return ""
+	}
+	return fmt.Sprintf("%.1f ms", *v)
 }
 
 // Report is the outcome of a health check.

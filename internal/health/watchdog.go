@@ -182,7 +182,7 @@ func (w *Watchdog) logChange() {
 // the limit itself.
 func roundUp(d time.Duration) time.Duration {
 	unit := 100 * time.Millisecond
-	if d >= 10*time.Second {
+	if d >= time.Minute {
 		unit = time.Second
 	}
 	return (d + unit - 1).Truncate(unit)
