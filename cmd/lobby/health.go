@@ -15,6 +15,7 @@ import (
 	"lobby/internal/config"
 	"lobby/internal/health"
 	"lobby/internal/pki"
+	"lobby/internal/server"
 	"lobby/internal/store"
 	"lobby/internal/store/postgres"
 	"lobby/internal/store/sqlite"
@@ -205,4 +206,12 @@ func writeFile(path string, write func(io.Writer) error) error {
 		return err
 	}
 	return f.Close()
+}
+
+// healthFlags are `lobby server`'s options of the health check and the
+// watchdog.
+func healthFlags(fs *flag.FlagSet, c *server.Config) {
+	fs.DurationVar(&c.MaxClockSkew, "max-clock-skew", health.DefaultMaxClockSkew, "the health check's limit on a node's clock against the database's")
+	fs.DurationVar(&c.WatchdogStore, "watchdog-store", health.DefaultStoreLimit, "how long the database may not answer before /readyz says 503")
+	fs.DurationVar(&c.WatchdogLoop, "watchdog-loop", health.DefaultLoopLimit, "how long one of the node's loops may stall before /readyz says 503")
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -79,5 +80,23 @@ func TestHealthCommand(t *testing.T) {
 	_ = json.Unmarshal([]byte(out), &rep)
 	if c, _ := rep.Check("store"); code != 1 || c.Status != health.Fail || !strings.Contains(c.Detail, "cannot read the database postgres://lobby@127.0.0.1:1/lobby") {
 		t.Errorf("unreachable database: exit %d, store check %+v", code, c)
+	}
+}
+
+// TestServerHealthOptions: the watchdog's limits and the skew limit are
+// options of lobby server like the others; too short a limit is refused.
+func TestServerHealthOptions(t *testing.T) {
+	t.Parallel()
+	m := &Main{Stdout: io.Discard, Stderr: io.Discard, Getenv: env(map[string]string{"LOBBY_WATCHDOG_STORE": "3s"})}
+	if err := m.ParseFlags("server", []string{"--max-clock-skew", "90s", "--watchdog-loop", "20s"}); err != nil {
+		t.Fatal(err)
+	}
+	if c := m.Config; c.MaxClockSkew != 90*time.Second || c.WatchdogStore != 3*time.Second || c.WatchdogLoop != 20*time.Second {
+		t.Fatalf("got skew %s, store %s, loop %s", c.MaxClockSkew, c.WatchdogStore, c.WatchdogLoop)
+	}
+	var stderr bytes.Buffer
+	code := run(context.Background(), []string{"server", "--data", t.TempDir(), "--listen", "127.0.0.1:0", "--watchdog-loop", "500ms"}, io.Discard, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "--watchdog-loop 500ms is too short") {
+		t.Fatalf("exit %d, stderr %q", code, stderr.String())
 	}
 }

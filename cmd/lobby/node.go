@@ -56,6 +56,7 @@ func (m *Main) ParseFlags(cmd string, args []string) error {
 		fs.StringVar(&c.TLSKey, "tls-key", "", "TLS private key file (PEM)")
 		fs.BoolVar(&c.PlainHTTP, "plain-http", false, "serve plain HTTP (only behind a TLS-terminating load balancer)")
 		fs.BoolVar(&c.NoMigrate, "no-migrate", false, "do not migrate an older database schema: run in maintenance mode (administrators only) until `lobby admin db migrate`")
+		healthFlags(fs, c)
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -14,6 +14,25 @@ import (
 	"lobby/internal/store/sqlstore"
 )
 
+// validateHealth checks the health options; zero takes the default.
+func (c *Config) validateHealth() error {
+	for _, o := range []struct {
+		flag string
+		d    time.Duration
+	}{{"--max-clock-skew", c.MaxClockSkew}, {"--watchdog-store", c.WatchdogStore}, {"--watchdog-loop", c.WatchdogLoop}} {
+		if o.d < 0 {
+			return fmt.Errorf("%s %s is not valid: give a positive duration like 10s", o.flag, o.d)
+		}
+	}
+	if c.WatchdogLoop > 0 && c.WatchdogLoop < 2*time.Second {
+		return fmt.Errorf("--watchdog-loop %s is too short: the node's loops run every second; give 2s or more", c.WatchdogLoop)
+	}
+	if c.WatchdogStore > 0 && c.WatchdogStore < 2*time.Second {
+		return fmt.Errorf("--watchdog-store %s is too short: the database is asked every second; give 2s or more", c.WatchdogStore)
+	}
+	return nil
+}
+
 // initHealth makes the node's watchdog, its health monitor and the health
 // check the API and the pages run from this node.
 func (s *Server) initHealth() error {

@@ -124,6 +124,9 @@ func (c *Config) validate() error {
 	if c.Postgres != "" && c.ClusterKey == "" {
 		return errors.New("LOBBY_CLUSTER_KEY is not set: every node on a shared PostgreSQL needs the same cluster key (it seals the cluster's certificate authority); make one with `lobby admin cluster-key` and give it to every node")
 	}
+	if err := c.validateHealth(); err != nil {
+		return err
+	}
 	if c.Demo < 0 || c.Demo > 100 {
 		return fmt.Errorf("--desktops %d is not valid: give 0 to 100", c.Demo)
 	}
