@@ -357,7 +357,8 @@ type Queries interface {
 	// Node health. DatabaseTime is the database's own clock, the one
 	// reference every node's clock is compared with. RecordNodeHealth
 	// inserts or replaces the record of h.SiteID and sets h.Recorded to
-	// the database's clock; ErrNotFound when no node holds the site ID.
+	// the database's clock; ErrNotFound unless the process h.Instance
+	// holds the site ID (see RegisterNode).
 	// ListNodeHealth lists the records by site ID.
 	DatabaseTime(ctx context.Context) (time.Time, error)
 	RecordNodeHealth(ctx context.Context, h *NodeHealth) error

@@ -46,7 +46,8 @@ const nodeHealthCols = `site_id, instance, recorded, clock_skew_us, store_rtt_us
 	ca_fingerprint, link_cert, web_cert_expires, probes, links`
 
 // RecordNodeHealth inserts or replaces a node's health record, stamped
-// with the database's clock; ErrNotFound when no node holds the site ID.
+// with the database's clock; ErrNotFound unless h.Instance holds the
+// site ID (a process whose site was taken over records nothing).
 func (q *queries) RecordNodeHealth(ctx context.Context, h *store.NodeHealth) error {
 	probes := make([]probeJSON, len(h.Probes))
 	for i, p := range h.Probes {
@@ -58,16 +59,17 @@ func (q *queries) RecordNodeHealth(ctx context.Context, h *store.NodeHealth) err
 	}
 	var recorded time.Time
 	err := q.writeScan(ctx, func(r *sql.Row) error { return r.Scan(timeCol{&recorded}) },
-		`INSERT INTO node_health (`+nodeHealthCols+`) VALUES (?, ?, `+q.d.dbNow()+`, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		`INSERT INTO node_health (`+nodeHealthCols+`) SELECT ?, ?, `+q.d.dbNow()+`, ?, ?, ?, ?, ?, ?, ?, ?, ?
+			WHERE EXISTS (SELECT 1 FROM nodes WHERE site_id = ? AND instance = ?)
 		ON CONFLICT (site_id) DO UPDATE SET instance = excluded.instance, recorded = excluded.recorded,
 			clock_skew_us = excluded.clock_skew_us, store_rtt_us = excluded.store_rtt_us, loop_lag_us = excluded.loop_lag_us,
 			not_ready = excluded.not_ready, ca_fingerprint = excluded.ca_fingerprint, link_cert = excluded.link_cert,
 			web_cert_expires = excluded.web_cert_expires, probes = excluded.probes, links = excluded.links
 		RETURNING recorded`,
 		h.SiteID, h.Instance, h.ClockSkew.Microseconds(), h.StoreRTT.Microseconds(), h.LoopLag.Microseconds(), h.NotReady,
-		h.CAFingerprint, h.LinkCert, q.d.t(h.WebCertExpires), jsonText(probes), jsonText(links))
+		h.CAFingerprint, h.LinkCert, q.d.t(h.WebCertExpires), jsonText(probes), jsonText(links), h.SiteID, h.Instance)
 	if err != nil {
-		return q.d.wrapRef(err, fmt.Sprintf("record the health of node %d", h.SiteID), fmt.Sprintf("node %d", h.SiteID))
+		return noRows(err, fmt.Sprintf("record the health of node %d: no node of instance %s holds the site ID", h.SiteID, h.Instance))
 	}
 	h.Recorded = recorded
 	return nil

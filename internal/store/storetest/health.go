@@ -54,10 +54,16 @@ func testNodeHealth(t *testing.T, f *fixture) {
 	}
 	same(t, "the record read back", hs[0], want)
 
+	// Only the process holding the site ID records: one whose site was
+	// taken over records nothing.
+	wantErr(t, f.s.RecordNodeHealth(f.ctx, &store.NodeHealth{SiteID: 3, Instance: "inst-old"}), store.ErrNotFound)
+
 	// A new record replaces the old; plain HTTP has no certificate expiry,
 	// and no probes or links read back as none.
+	must(t, f.s.RegisterNode(f.ctx, &lobby.Node{SiteID: 3, Name: "node-c", Started: at(time.Hour), Heartbeat: at(time.Hour)}, "inst-b", at(time.Hour)))
 	h2 := &store.NodeHealth{SiteID: 3, Instance: "inst-b"}
 	must(t, f.s.RecordNodeHealth(f.ctx, h2))
+	wantErr(t, f.s.RecordNodeHealth(f.ctx, &store.NodeHealth{SiteID: 3, Instance: "inst-a"}), store.ErrNotFound)
 	hs, err = f.s.ListNodeHealth(f.ctx)
 	must(t, err)
 	if len(hs) != 1 || hs[0].Instance != "inst-b" || !hs[0].WebCertExpires.IsZero() || hs[0].Probes != nil || hs[0].Links != nil || hs[0].Recorded.Before(h.Recorded) {
