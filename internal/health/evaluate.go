@@ -194,7 +194,7 @@ func versionChecks(r *Report, f *Facts, views []*view) {
 		}
 		byVersion[v.n.Version] = append(byVersion[v.n.Version], fmt.Sprint(v.n.SiteID))
 		if v.n.SchemaVersion != f.Schema {
-			schemaOff = append(schemaOff, fmt.Sprintf("%s started on schema %d", v.name, v.n.SchemaVersion))
+			schemaOff = append(schemaOff, fmt.Sprintf("%s is at schema %d", v.name, v.n.SchemaVersion))
 			if v.n.Mode == lobby.NodeMaintenance || v.n.SchemaVersion > f.Schema {
 				worst = Fail
 			} else if worst == OK {
@@ -223,7 +223,7 @@ func versionChecks(r *Report, f *Facts, views []*view) {
 	r.add(c)
 	s := Check{ID: "schema", Name: "schema", Subject: "cluster", Status: worst}
 	if len(schemaOff) == 0 {
-		s.Detail = fmt.Sprintf("the database is at schema version %d, and every live node started on it", f.Schema)
+		s.Detail = fmt.Sprintf("the database is at schema version %d, and so is every live node", f.Schema)
 	} else {
 		s.Detail = fmt.Sprintf("the database is at schema version %d but %s", f.Schema, strings.Join(schemaOff, "; "))
 		s.Cause = "a newer release migrated the database while these nodes kept running (a rolling upgrade), or the database was restored from an older backup"

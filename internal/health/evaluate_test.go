@@ -132,7 +132,7 @@ func TestEvaluateFailures(t *testing.T) {
 		}, "web-cert/2", Fail, "expired on", "lifetime"},
 		{"no leader", func(f *Facts) { f.Lease.Expires = t0.Add(-time.Minute) }, "leader", Fail, "no live node runs the singleton duties", "draining"},
 		{"releases differ", func(f *Facts) { f.Nodes[1].Version = "1.1" }, "versions", Warn, "1.0 on site 1; 1.1 on site 2", "rolling upgrade"},
-		{"schema behind", func(f *Facts) { f.Nodes[1].SchemaVersion = 10 }, "schema", Warn, "node 2 (node-b) started on schema 10", "rolling upgrade"},
+		{"schema behind", func(f *Facts) { f.Nodes[1].SchemaVersion = 10 }, "schema", Warn, "node 2 (node-b) is at schema 10", "rolling upgrade"},
 		{"schema maintenance", func(f *Facts) { f.Nodes[1].SchemaVersion, f.Nodes[1].Mode = 10, lobby.NodeMaintenance }, "schema", Fail, "at schema version 11 but", "migrated"},
 		{"draining", func(f *Facts) { f.Nodes[0].Mode = lobby.NodeDraining }, "node/1", Warn, "draining", "operator"},
 		{"no nodes", func(f *Facts) { f.Nodes = nil }, "nodes", Fail, "no node is registered", "another database"},

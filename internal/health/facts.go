@@ -87,7 +87,7 @@ func Gather(ctx context.Context, src Source) *Facts {
 }
 
 func (f *Facts) read(ctx context.Context, st store.Store, now func() time.Time) error {
-	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	f.Dialect = st.Dialect()
 	t0 := now()

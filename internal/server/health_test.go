@@ -2,10 +2,12 @@ package server
 
 import (
 	"context"
+	"database/sql"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -132,4 +134,51 @@ func TestWatchdogStoreOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "/readyz recovers by itself", func() bool { code, _ := ready(); return code == 200 })
+}
+
+// TestWatchdogWritesBlocked: another process holds the SQLite database's
+// write lock (a backup tool, a stray sqlite3 shell): the node can read but
+// not write, says so on /readyz, and recovers once the lock is released.
+func TestWatchdogWritesBlocked(t *testing.T) {
+	t.Parallel()
+	prov, err := memory.New(memory.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := t.TempDir()
+	_, base := start(t, Config{
+		Listen: "127.0.0.1:0", DataDir: data, PlainHTTP: true, AdminPassword: adminPW, LocalAgent: true, Provider: prov, HashSlots: 2,
+		WatchdogStore: 2 * time.Second, Logger: slog.New(slog.DiscardHandler),
+	})
+	eventually(t, "the node is ready", func() bool { return getStatus(t, base+"/readyz") == 200 })
+
+	other, err := sql.Open("sqlite", filepath.Join(data, "lobby.db")+"?_pragma=busy_timeout(30000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	conn, err := other.Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(t.Context(), "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	var body string
+	eventually(t, "/readyz says the database does not answer", func() bool {
+		resp, err := http.Get(base + "/readyz")
+		if err != nil {
+			return false
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		body = string(b)
+		return resp.StatusCode == 503 && strings.Contains(body, "the database has not answered for")
+	})
+	t.Logf("while another process holds the write lock, /readyz says: %s", strings.TrimSpace(body))
+	if _, err := conn.ExecContext(t.Context(), "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "/readyz recovers by itself", func() bool { return getStatus(t, base+"/readyz") == 200 })
 }
