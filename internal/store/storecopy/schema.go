@@ -19,6 +19,7 @@ var notCopied = map[string]string{
 	"schema_compat":       "written by the target's own migrations",
 	"river_migration":     "written by the target's own migrations",
 	"nodes":               "each node registers itself where it runs",
+	"node_health":         "each node records its own health where it runs",
 	"leases":              "held by running nodes only",
 	"river_leader":        "held by running nodes only",
 	"river_notification":  "River's messages between running processes",
