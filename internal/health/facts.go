@@ -12,6 +12,10 @@ import (
 	"lobby/internal/store"
 )
 
+// nodeHealthSchema is the schema version that added the nodes' health
+// records (migration 00011).
+const nodeHealthSchema = 11
+
 // Source is where a check gathers its facts.
 type Source struct {
 	Store store.Store
@@ -102,12 +106,14 @@ func (f *Facts) read(ctx context.Context, st store.Store, now func() time.Time) 
 	if f.Nodes, err = st.ListNodes(sctx); err != nil {
 		return err
 	}
-	hs, err := st.ListNodeHealth(sctx)
-	if err != nil {
-		return err
-	}
-	for _, h := range hs {
-		f.Health[h.SiteID] = h
+	if f.Schema >= nodeHealthSchema { // an older database has no records: its nodes warn
+		hs, err := st.ListNodeHealth(sctx)
+		if err != nil {
+			return err
+		}
+		for _, h := range hs {
+			f.Health[h.SiteID] = h
+		}
 	}
 	if f.Lease, err = st.GetLease(sctx, cluster.SingletonLease); errors.Is(err, store.ErrNotFound) {
 		f.Lease, err = nil, nil

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"lobby/internal/health"
 	"lobby/internal/lobby"
 	"lobby/internal/store"
 	"lobby/internal/store/sqlstore"
@@ -38,6 +39,14 @@ func TestOpenReadOnly(t *testing.T) {
 	}
 	if err := ro.SetNodeMode(t.Context(), 1, lobby.NodeDraining); err == nil || errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("a write through the read-only store: %v, want it refused", err)
+	}
+	// The health check reads it: its node records no health there.
+	f := health.Gather(t.Context(), health.Source{Store: ro, From: "the test"})
+	if f.StoreErr != nil {
+		t.Fatalf("the health check cannot read a database of schema 10: %v", f.StoreErr)
+	}
+	if c, _ := health.Evaluate(f, health.Options{}).Check("ready/1"); c.Status != health.Warn || !strings.Contains(c.Detail, "records no health") {
+		t.Errorf("ready/1 on schema 10 = %+v", c)
 	}
 
 	missing := filepath.Join(t.TempDir(), "none", "lobby.db")
