@@ -267,7 +267,7 @@ func reachCheck(r *Report, o Options, from, to *view) {
 
 // unreachable guesses why an address does not answer, from its shape.
 func unreachable(address string) (cause, fix string) {
-	fix = "make each node's --listen an address the other nodes and the load balancer reach, and open its port in the firewall"
+	fix = "give each node an --advertise URL (by default from --listen) that the other nodes and the load balancer reach, and open its port in the firewall"
 	u, err := url.Parse(address)
 	if err != nil {
 		return "the node advertises an address that is not a URL", fix
@@ -276,9 +276,9 @@ func unreachable(address string) (cause, fix string) {
 	ip := net.ParseIP(host)
 	switch {
 	case port == "0":
-		return "the node listens on a random port (--listen with port 0) and advertises port 0, which nobody can reach", fix
+		return "the node advertises port 0, which nobody can reach", fix
 	case host == "" || ip != nil && ip.IsUnspecified():
-		return "the node advertises its --listen address " + u.Host + ", which names no host to reach", fix
+		return "the node advertises " + u.Host + ", which names no host to reach", fix
 	}
 	return "the node is not listening there (stopped or stalled), a firewall blocks the port, or the address is wrong", fix
 }
