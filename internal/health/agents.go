@@ -14,6 +14,13 @@ import (
 // link's round trip. A host's agent keeps one link, to one node; the
 // other nodes reach it through that node.
 func agentChecks(r *Report, f *Facts, o Options, views []*view) {
+	if f.HostsErr != nil {
+		r.add(Check{ID: "agents", Name: "agent", Subject: "hosts", Status: Warn,
+			Detail: fmt.Sprintf("the hosts cannot be read, so their agents are not checked: %v", f.HostsErr),
+			Cause:  "the database's schema is not the one this check knows (see the schema checks)",
+			Fix:    "run the health check of the release that migrated the database, or migrate it (lobby admin db migrate)"})
+		return
+	}
 	bySite := map[int]*view{}
 	for _, v := range views {
 		bySite[v.n.SiteID] = v

@@ -136,6 +136,8 @@ func TestEvaluateFailures(t *testing.T) {
 		{"schema maintenance", func(f *Facts) { f.Nodes[1].SchemaVersion, f.Nodes[1].Mode = 10, lobby.NodeMaintenance }, "schema", Fail, "at schema version 11 but", "migrated"},
 		{"draining", func(f *Facts) { f.Nodes[0].Mode = lobby.NodeDraining }, "node/1", Warn, "draining", "operator"},
 		{"no nodes", func(f *Facts) { f.Nodes = nil }, "nodes", Fail, "no node is registered", "another database"},
+		{"hosts unreadable", func(f *Facts) { f.Hosts, f.HostsErr = nil, errors.New("list hosts: no such column: pending_serial") },
+			"agents", Warn, "the hosts cannot be read", "schema"},
 		{"store down", func(f *Facts) { f.StoreErr = errors.New("dial tcp: connection refused") }, "store", Fail, "cannot read the database", "down"},
 	}
 	for _, tt := range tests {

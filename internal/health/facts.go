@@ -60,6 +60,8 @@ type Facts struct {
 	Health map[int]store.NodeHealth // by site ID
 	Lease  *store.Lease             // nil when never taken
 	Hosts  []lobby.Host
+	// HostsErr is why the hosts could not be read.
+	HostsErr error
 	// Probes are the checker's own probes of each node's address, by site
 	// ID (nodes long dead are not probed).
 	Probes map[int]Probe
@@ -121,7 +123,10 @@ func (f *Facts) read(ctx context.Context, st store.Store, now func() time.Time) 
 	if err != nil {
 		return err
 	}
-	return f.readHosts(sctx, st)
+	// Hosts that cannot be read are a finding of their own (a schema this
+	// check does not know), not a reason to say nothing of the nodes.
+	f.HostsErr = f.readHosts(sctx, st)
+	return nil
 }
 
 func (f *Facts) readHosts(ctx context.Context, st store.Store) error {
