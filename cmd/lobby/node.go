@@ -12,6 +12,7 @@ import (
 
 	"lobby/internal/config"
 	"lobby/internal/datadir"
+	"lobby/internal/jobs"
 	"lobby/internal/link"
 	"lobby/internal/server"
 )
@@ -57,6 +58,7 @@ func (m *Main) ParseFlags(cmd string, args []string) error {
 		fs.BoolVar(&c.PlainHTTP, "plain-http", false, "serve plain HTTP (only behind a TLS-terminating load balancer)")
 		fs.BoolVar(&c.NoMigrate, "no-migrate", false, "do not migrate an older database schema: run in maintenance mode (administrators only) until `lobby admin db migrate`")
 		healthFlags(fs, c)
+		fs.DurationVar(&c.JobTakeover, "job-takeover", jobs.DefaultTakeoverAfter, "take a node's jobs over once its heartbeat stood still this long; 0 never (operators reassign them)")
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -79,6 +81,13 @@ func (m *Main) ParseFlags(cmd string, args []string) error {
 	}
 	if _, err := link.LinkURL(c.Advertise); c.Advertise != "" && err != nil {
 		return fmt.Errorf("--advertise: %w", err)
+	}
+	switch {
+	case m.dev:
+	case c.JobTakeover < 0:
+		return fmt.Errorf("--job-takeover %s is not valid: give a duration such as 3s, or 0 to leave a dead node's jobs to an operator", c.JobTakeover)
+	case c.JobTakeover == 0:
+		c.JobTakeover = -1 // never
 	}
 	log, err := newLogger(m.Stderr, *logLevel)
 	if err != nil {

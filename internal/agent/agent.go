@@ -123,7 +123,8 @@ type Agent struct {
 	cmds *commandLog
 	cpu  cpuSampler
 
-	changed chan struct{} // a command ran: report soon
+	changed chan struct{}  // a command ran: report soon
+	running sync.WaitGroup // commands under way
 
 	mu     sync.Mutex
 	status Status
@@ -341,6 +342,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if len(hubs) == 0 {
 		return errors.New("no hub to link to: give --hub URL, or turn auto-connect on for one")
 	}
+	defer a.running.Wait() // commands outlive their links, not the agent
 	round, i := 0, 0
 	for ctx.Err() == nil {
 		hub := hubs[i%len(hubs)]
@@ -444,7 +446,7 @@ func (a *Agent) linkOnce(ctx context.Context, hub linkproto.HubSetting) (time.Du
 			break
 		}
 		wg.Add(1)
-		go func() { defer wg.Done(); a.serveStream(lctx, s) }()
+		go func() { defer wg.Done(); a.serveStream(ctx, lctx, s) }()
 	}
 	cancel()
 	wg.Wait()
@@ -523,8 +525,9 @@ func (a *Agent) renew(ctx context.Context, sess *yamux.Session, id *identity) er
 	return nil
 }
 
-// serveStream serves one stream the hub opened.
-func (a *Agent) serveStream(ctx context.Context, s *yamux.Stream) {
+// serveStream serves one stream the hub opened; ctx is the link's, run
+// the agent's.
+func (a *Agent) serveStream(run, ctx context.Context, s *yamux.Stream) {
 	defer s.Close()
 	_ = s.SetReadDeadline(time.Now().Add(link.HandshakeTimeout))
 	var open linkproto.Open
@@ -538,7 +541,17 @@ func (a *Agent) serveStream(ctx context.Context, s *yamux.Stream) {
 			_ = linkproto.WriteFrame(s, linkproto.Result{Error: &linkproto.Error{Code: string(lobby.KindInvalid), Message: "command stream without a command"}})
 			return
 		}
-		_ = linkproto.WriteFrame(s, a.command(ctx, *open.Command))
+		// A command runs to its end even if the link drops (its node
+		// died): the node that takes the job over resends it, and gets
+		// this run's result from memory instead of a second run.
+		res := make(chan linkproto.Result, 1)
+		a.running.Add(1)
+		go func() { defer a.running.Done(); res <- a.command(run, *open.Command) }()
+		select {
+		case r := <-res:
+			_ = linkproto.WriteFrame(s, r)
+		case <-ctx.Done():
+		}
 	case linkproto.StreamList:
 		rep, err := a.report(ctx)
 		if err != nil {

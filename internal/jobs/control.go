@@ -2,12 +2,10 @@ package jobs
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"strconv"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
@@ -57,48 +55,18 @@ func (q *Queue) Counts(ctx context.Context) (map[string]int, error) {
 	return out, nil
 }
 
-type (
-	pgPool    interface{ Pool() *pgxpool.Pool }
-	sqlWriter interface{ Writer() *sql.DB }
-)
-
 const countSQL = `SELECT state, count(*) FROM river_job GROUP BY state`
 
-// rows is what pgx.Rows and *sql.Rows share.
-type rows interface {
-	Next() bool
-	Scan(dest ...any) error
-	Err() error
-}
-
 func (q *Queue) countRows(ctx context.Context) (map[string]int, error) {
-	var rs rows
-	switch db := q.cfg.Store.(type) {
-	case pgPool:
-		r, err := db.Pool().Query(ctx, countSQL)
-		if err != nil {
-			return nil, err
-		}
-		defer r.Close()
-		rs = r
-	case sqlWriter:
-		r, err := db.Writer().QueryContext(ctx, countSQL)
-		if err != nil {
-			return nil, err
-		}
-		defer r.Close()
-		rs = r
-	default:
-		return nil, fmt.Errorf("store %T offers no database handle", q.cfg.Store)
-	}
 	out := map[string]int{}
-	for rs.Next() {
+	err := q.db.query(ctx, countSQL, countSQL, func(r rows) error {
 		var st string
 		var n int
-		if err := rs.Scan(&st, &n); err != nil {
-			return nil, err
+		if err := r.Scan(&st, &n); err != nil {
+			return err
 		}
 		out[st] = n
-	}
-	return out, rs.Err()
+		return nil
+	})
+	return out, err
 }

@@ -1,6 +1,3 @@
-// Package jobs is the work queue: power and provisioning run here, in
-// workers of a River queue kept in the store (SQLite or PostgreSQL), never
-// in HTTP handlers. Every job records the site ID of the node that ran it.
 package jobs
 
 import (
@@ -11,6 +8,8 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -34,7 +33,31 @@ type Config struct {
 	// PollInterval is how often idle workers look for new jobs; SQLite
 	// has no notifications, so this bounds job latency. Default 50 ms.
 	PollInterval time.Duration
+
+	// Instance names this process (cluster.Member.Instance); River's
+	// client ID is site-N/INSTANCE. Default a random one.
+	Instance string
+	// Leader reports whether this node runs the singleton duties (the
+	// takeover of dead nodes' jobs); nil means always (one node).
+	Leader func() bool
+	// Fenced reports that this node must stop working at once: another
+	// process took its site ID (cluster.Member.Lost). Nil means never.
+	Fenced func() bool
+	// TakeoverAfter is how long a node's heartbeat must stand still
+	// before its jobs are taken over (default DefaultTakeoverAfter;
+	// negative: never, leaving it to an operator's reassign).
+	TakeoverAfter time.Duration
+	// ScanEvery is how often the nodes are watched and, on the leader,
+	// dead nodes' jobs are looked for (default 500 ms).
+	ScanEvery time.Duration
+	Now       func() time.Time
 }
+
+// DefaultTakeoverAfter is how long a node's heartbeat (every second) must
+// stand still before its jobs move: three missed beats. A node thought
+// dead too early costs a resent command that its host answers from
+// memory, never a second run (see the package comment).
+const DefaultTakeoverAfter = 3 * time.Second
 
 func (c *Config) validate() error {
 	if c.Store == nil || c.Hosts == nil {
@@ -52,6 +75,27 @@ func (c *Config) validate() error {
 	if c.PollInterval == 0 {
 		c.PollInterval = 50 * time.Millisecond
 	}
+	if c.Instance == "" {
+		c.Instance = lobby.NewID("ins")
+	}
+	if strings.ContainsAny(c.Instance, "/ ") {
+		return fmt.Errorf("jobs: instance %q must not contain a slash or a space", c.Instance)
+	}
+	if c.Leader == nil {
+		c.Leader = func() bool { return true }
+	}
+	if c.Fenced == nil {
+		c.Fenced = func() bool { return false }
+	}
+	if c.TakeoverAfter == 0 {
+		c.TakeoverAfter = DefaultTakeoverAfter
+	}
+	if c.ScanEvery == 0 {
+		c.ScanEvery = 500 * time.Millisecond
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
 	return nil
 }
 
@@ -65,12 +109,23 @@ type riverClient interface {
 	JobCancel(ctx context.Context, id int64) (*rivertype.JobRow, error)
 	Start(ctx context.Context) error
 	Stop(ctx context.Context) error
+	StopAndCancel(ctx context.Context) error
 }
 
 // Queue enqueues and runs Lobby's background work.
 type Queue struct {
 	cfg    Config
 	client riverClient
+	db     db
+	log    *slog.Logger
+	nodes  *watch
+	runs   *runs
+
+	fenceOnce   sync.Once
+	fenceCtx    context.Context // done once fenced
+	fenceCancel context.CancelFunc
+	stop        context.CancelFunc
+	done        chan struct{}
 }
 
 // New builds a Queue on the store's database. Call Start to run workers.
@@ -78,27 +133,35 @@ func New(cfg Config) (*Queue, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	q := &Queue{cfg: cfg}
+	q := &Queue{cfg: cfg, log: cfg.Logger.With("component", "jobs"), nodes: newWatch(cfg.TakeoverAfter),
+		runs: newRuns()}
+	q.fenceCtx, q.fenceCancel = context.WithCancel(context.Background())
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &powerWorker{q: q})
 	river.AddWorker(workers, &provisionWorker{q: q})
 	rcfg := &river.Config{
-		ID:                fmt.Sprintf("site-%d", cfg.SiteID),
-		Logger:            cfg.Logger.With("component", "river"),
-		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}},
+		ID:     q.ClientID(),
+		Logger: cfg.Logger.With("component", "river"),
+		Queues: map[string]river.QueueConfig{
+			SiteQueue(cfg.SiteID): {MaxWorkers: cfg.Workers},
+			river.QueueDefault:    {MaxWorkers: max(1, cfg.Workers/4)},
+		},
 		Workers:           workers,
+		Middleware:        []rivertype.Middleware{river.WorkerMiddlewareFunc(q.guard)},
 		FetchCooldown:     10 * time.Millisecond,
 		FetchPollInterval: cfg.PollInterval,
 		MaxAttempts:       5,
 		JobTimeout:        5 * time.Minute,
 	}
 	var err error
-	switch db := cfg.Store.(type) {
+	switch h := cfg.Store.(type) {
 	case interface{ Pool() *pgxpool.Pool }:
-		q.client, err = river.NewClient(riverpgxv5.New(db.Pool()), rcfg)
+		q.db = db{pg: h.Pool()}
+		q.client, err = river.NewClient(riverpgxv5.New(h.Pool()), rcfg)
 	case interface{ Writer() *sql.DB }:
+		q.db = db{lite: h.Writer()}
 		rcfg.PollOnly = true
-		q.client, err = river.NewClient(riversqlite.New(db.Writer()), rcfg)
+		q.client, err = river.NewClient(riversqlite.New(h.Writer()), rcfg)
 	default:
 		return nil, fmt.Errorf("jobs: store %T offers no database handle for the queue", cfg.Store)
 	}
@@ -108,11 +171,36 @@ func New(cfg Config) (*Queue, error) {
 	return q, nil
 }
 
-// Start runs the workers until Stop.
-func (q *Queue) Start(ctx context.Context) error { return q.client.Start(ctx) }
+// ClientID is this process's River client ID, site-N/INSTANCE: it is what
+// a running job's attempted_by names.
+func (q *Queue) ClientID() string {
+	return fmt.Sprintf("site-%d/%s", q.cfg.SiteID, q.cfg.Instance)
+}
+
+// Start runs the workers, the watch of the other nodes and, while this
+// node leads, the takeover of dead nodes' jobs, until Stop.
+func (q *Queue) Start(ctx context.Context) error {
+	q.watchNodes(ctx) // route with the cluster in view from the first job
+	if err := q.client.Start(ctx); err != nil {
+		return err
+	}
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	q.stop, q.done = cancel, make(chan struct{})
+	go func() { defer close(q.done); q.watchLoop(bg) }()
+	return nil
+}
 
 // Stop lets running jobs finish (until ctx ends) and stops the workers.
-func (q *Queue) Stop(ctx context.Context) error { return q.client.Stop(ctx) }
+func (q *Queue) Stop(ctx context.Context) error {
+	if q.stop != nil {
+		q.stop()
+		<-q.done
+	}
+	if q.Fenced() {
+		return nil // the fence stopped the workers
+	}
+	return q.client.Stop(ctx)
+}
 
 // Job is a job as the API shows it.
 type Job struct {
@@ -122,11 +210,26 @@ type Job struct {
 	Attempt     int             `json:"attempt"`
 	MaxAttempts int             `json:"max_attempts"`
 	Args        json.RawMessage `json:"args"`
-	SiteID      int             `json:"site_id,omitempty"` // the node that last ran it
-	Result      string          `json:"result,omitempty"`
-	Errors      []string        `json:"errors"`
-	Created     time.Time       `json:"created"`
-	Finalized   *time.Time      `json:"finalized,omitempty"`
+	// Site owns the job: its node runs it (0: any node, for jobs of
+	// releases before site queues).
+	Site int `json:"site"`
+	// SiteID is the node running the job, or that last ran it.
+	SiteID    int        `json:"site_id,omitempty"`
+	Result    string     `json:"result,omitempty"`
+	Errors    []string   `json:"errors"`
+	TakenOver []Takeover `json:"taken_over,omitempty"`
+	Created   time.Time  `json:"created"`
+	Finalized *time.Time `json:"finalized,omitempty"`
+}
+
+// Takeover records that a job moved from a site to another without an
+// operator's hand: its node died (or an operator reassigned it, By set).
+type Takeover struct {
+	From    int       `json:"from_site"`
+	To      int       `json:"to_site"`
+	At      time.Time `json:"at"`
+	Running bool      `json:"running"` // it was running on From, and starts again
+	By      string    `json:"by,omitempty"`
 }
 
 // output is what a worker records on its job.
@@ -135,26 +238,51 @@ type output struct {
 	Result string `json:"result,omitempty"`
 }
 
+// metaTakeovers is the metadata key of a job's takeovers (bounded).
+const (
+	metaTakeovers = "lobby_takeovers"
+	keepTakeovers = 10
+)
+
 func jobFromRow(r *rivertype.JobRow) Job {
 	j := Job{
 		ID: strconv.FormatInt(r.ID, 10), Kind: r.Kind, State: string(r.State),
 		Attempt: r.Attempt, MaxAttempts: r.MaxAttempts, Args: json.RawMessage(r.EncodedArgs),
 		Errors: []string{}, Created: r.CreatedAt, Finalized: r.FinalizedAt,
 	}
+	j.Site, _ = queueSite(r.Queue)
+	if n := len(r.AttemptedBy); n > 0 {
+		j.SiteID, _ = parseClient(r.AttemptedBy[n-1])
+	}
 	var out output
 	if raw := r.Output(); len(raw) > 0 && json.Unmarshal(raw, &out) == nil {
-		j.SiteID, j.Result = out.SiteID, out.Result
+		j.Result = out.Result
+		if r.State != rivertype.JobStateRunning && out.SiteID != 0 {
+			j.SiteID = out.SiteID
+		}
 	}
+	j.TakenOver = takeoversOf(r)
 	for _, e := range r.Errors {
 		j.Errors = append(j.Errors, e.Error)
 	}
 	return j
 }
 
+func takeoversOf(r *rivertype.JobRow) []Takeover {
+	var meta struct {
+		T []Takeover `json:"lobby_takeovers"`
+	}
+	if len(r.Metadata) > 0 && json.Unmarshal(r.Metadata, &meta) == nil {
+		return meta.T
+	}
+	return nil
+}
+
 // ListOptions filters and pages List.
 type ListOptions struct {
 	State string
 	Kind  string
+	Site  int    // only the jobs a site owns
 	After string // a job ID: list older jobs
 	Limit int
 }
@@ -174,6 +302,12 @@ func (q *Queue) List(ctx context.Context, opt ListOptions) ([]Job, error) {
 	}
 	if opt.Kind != "" {
 		p = p.Kinds(opt.Kind)
+	}
+	if opt.Site != 0 {
+		if opt.Site < 0 || opt.Site > 65535 {
+			return nil, lobby.Errorf(lobby.KindInvalid, "site %d is not a site ID: give a number from 1 to 65535", opt.Site)
+		}
+		p = p.Queues(SiteQueue(opt.Site))
 	}
 	if opt.After != "" {
 		id, err := strconv.ParseInt(opt.After, 10, 64)
@@ -218,8 +352,10 @@ func (q *Queue) Get(ctx context.Context, id string) (Job, error) {
 	return jobFromRow(r), nil
 }
 
-func (q *Queue) insert(ctx context.Context, args river.JobArgs) (Job, error) {
-	res, err := q.client.Insert(ctx, args, nil)
+// insert enqueues a job in the queue of the site that should run it.
+func (q *Queue) insert(ctx context.Context, args river.JobArgs, desktopID string) (Job, error) {
+	site := q.route(ctx, desktopID)
+	res, err := q.client.Insert(ctx, args, &river.InsertOpts{Queue: SiteQueue(site)})
 	if err != nil {
 		return Job{}, fmt.Errorf("enqueue %s: %w", args.Kind(), err)
 	}

@@ -47,12 +47,12 @@ func (q *Queue) Power(ctx context.Context, desktopID, op string) (Job, error) {
 	if !valid {
 		return Job{}, lobby.Errorf(lobby.KindInvalid, "action %q is not valid: use start, stop, suspend, resume, restart or delete", op)
 	}
-	return q.insert(ctx, PowerArgs{DesktopID: desktopID, Op: op})
+	return q.insert(ctx, PowerArgs{DesktopID: desktopID, Op: op}, desktopID)
 }
 
 // Provision enqueues the creation of a desktop recorded in the store.
 func (q *Queue) Provision(ctx context.Context, desktopID, template string) (Job, error) {
-	return q.insert(ctx, ProvisionArgs{DesktopID: desktopID, Template: template})
+	return q.insert(ctx, ProvisionArgs{DesktopID: desktopID, Template: template}, desktopID)
 }
 
 type powerWorker struct {
@@ -136,8 +136,10 @@ func (w *provisionWorker) Work(ctx context.Context, job *river.Job[ProvisionArgs
 }
 
 // target loads a job's desktop and the connection to its host. With a nil
-// desktop or connection the job is over: err is what Work returns (nil
-// when the desktop was deleted meanwhile, so nothing is left to do).
+// desktop or connection the job is over here: err is what Work returns
+// (nil when the desktop was deleted meanwhile, so nothing is left to do;
+// a snooze when the job was handed over to the node its host is linked
+// to).
 func (q *Queue) target(ctx context.Context, row *rivertype.JobRow, desktopID string) (*lobby.Desktop, hostconn.Conn, error) {
 	d, err := q.cfg.Store.GetDesktop(ctx, desktopID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -148,9 +150,32 @@ func (q *Queue) target(ctx context.Context, row *rivertype.JobRow, desktopID str
 	}
 	conn, err := q.cfg.Hosts.Get(d.HostID)
 	if err != nil {
+		if site, ok := q.linkHolder(ctx, desktopID); ok && site != q.cfg.SiteID {
+			if herr := q.handOver(ctx, row, site); herr == nil {
+				return d, nil, river.JobSnooze(0)
+			}
+		}
 		return d, nil, q.fail(ctx, row, d, err)
 	}
 	return d, conn, nil
+}
+
+// handOver moves a running job of this node to the queue of the node its
+// host is linked to; the snooze that follows puts it back to available
+// there without spending an attempt.
+func (q *Queue) handOver(ctx context.Context, row *rivertype.JobRow, site int) error {
+	n, err := q.db.exec(ctx,
+		`UPDATE river_job SET queue = $1 WHERE id = $2 AND state = 'running' AND attempt = $3`,
+		`UPDATE river_job SET queue = ? WHERE id = ? AND state = 'running' AND attempt = ?`,
+		SiteQueue(site), row.ID, row.Attempt)
+	if err == nil && n != 1 {
+		err = fmt.Errorf("job %d is no longer this attempt's", row.ID)
+	}
+	if err != nil {
+		return err
+	}
+	q.log.Info("handed a job over to the node its host is linked to", "job", row.ID, "site_id", site)
+	return nil
 }
 
 // record notes the running node's site ID and the result on the job.

@@ -174,4 +174,7 @@ type Node struct {
 	Mode          NodeMode  `json:"mode"`
 	Started       time.Time `json:"started"`
 	Heartbeat     time.Time `json:"heartbeat"`
+	// Instance names the process holding the site ID now (it changes at
+	// each start); read from the store, not written through Node.
+	Instance string `json:"instance,omitempty"`
 }

@@ -85,6 +85,11 @@ type Config struct {
 	// answers 503 (5 s and 10 s).
 	MaxClockSkew, WatchdogStore, WatchdogLoop time.Duration
 
+	// JobTakeover is how long another node's heartbeat must stand still
+	// before this node, leading, takes its jobs over; zero takes the
+	// default (jobs.DefaultTakeoverAfter), negative never.
+	JobTakeover time.Duration
+
 	HashSlots int // concurrent password hashes; default one per CPU
 	Version   string
 	Logger    *slog.Logger
@@ -225,7 +230,8 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := s.initHealth(); err != nil {
 		return nil, err
 	}
-	if s.Queue, err = jobs.New(jobs.Config{Store: s.Store, Hosts: s.Hosts, SiteID: cfg.SiteID, Logger: s.log}); err != nil {
+	if s.Queue, err = jobs.New(jobs.Config{Store: s.Store, Hosts: s.Hosts, SiteID: cfg.SiteID, Logger: s.log,
+		Instance: s.Member.Instance(), Leader: s.Member.Leader, Fenced: s.Member.Lost, TakeoverAfter: cfg.JobTakeover}); err != nil {
 		return nil, err
 	}
 	s.Gateway = &gateway.Gateway{Tickets: s.Auth, Store: s.Store, Hosts: s.Hosts, Logger: s.log, Now: time.Now}

@@ -22,9 +22,10 @@ import (
 // SQL migrations go on from 00009 (00009_links.sql: join tokens and host
 // links; 00010_nodes.sql: the cluster's nodes and leases;
 // 00011_node_health.sql: what each node records of its own health; 00012:
-// the compatible floor, see compat.go; 00014: hosts' renewed
-// certificates). A test build (-tags lobby_nextrelease or
-// lobby_contractrelease) adds testMigrations beyond it.
+// the compatible floor, see compat.go; 00013_job_fence.sql: the trigger
+// that drops late job completions; 00014: hosts' renewed certificates).
+// A test build (-tags lobby_nextrelease or lobby_contractrelease) adds
+// testMigrations beyond it.
 const SchemaVersion = max(releaseSchemaVersion, testReleaseVersion)
 
 // releaseSchemaVersion is the version of the last migration in the

@@ -15,7 +15,7 @@ const nodeCols = `site_id, name, address, version, schema_version, mode, started
 
 func scanNode(sc scanner) (*lobby.Node, error) {
 	var n lobby.Node
-	err := sc.Scan(&n.SiteID, &n.Name, &n.Address, &n.Version, &n.SchemaVersion, &n.Mode, timeCol{&n.Started}, timeCol{&n.Heartbeat})
+	err := sc.Scan(&n.SiteID, &n.Name, &n.Address, &n.Version, &n.SchemaVersion, &n.Mode, timeCol{&n.Started}, timeCol{&n.Heartbeat}, &n.Instance)
 	if err != nil {
 		return nil, err
 	}
@@ -64,12 +64,12 @@ func (q *queries) Heartbeat(ctx context.Context, siteID int, instance string, no
 
 // GetNode returns the node of a site ID; ErrNotFound.
 func (q *queries) GetNode(ctx context.Context, siteID int) (*lobby.Node, error) {
-	return get(ctx, q, fmt.Sprintf("node of site ID %d", siteID), scanNode, `SELECT `+nodeCols+` FROM nodes WHERE site_id = ?`, siteID)
+	return get(ctx, q, fmt.Sprintf("node of site ID %d", siteID), scanNode, `SELECT `+nodeCols+`, instance FROM nodes WHERE site_id = ?`, siteID)
 }
 
 // ListNodes lists every node by site ID (a cluster has few).
 func (q *queries) ListNodes(ctx context.Context) ([]lobby.Node, error) {
-	return list(ctx, q, "nodes", scanNode, `SELECT `+nodeCols+` FROM nodes ORDER BY site_id`)
+	return list(ctx, q, "nodes", scanNode, `SELECT `+nodeCols+`, instance FROM nodes ORDER BY site_id`)
 }
 
 // SetNodeMode sets a node's mode (an operator drains it); ErrNotFound.

@@ -14,7 +14,7 @@ func testNodes(t *testing.T, f *fixture) {
 	must(t, f.s.RegisterNode(f.ctx, n1, "inst-a", at(-15*time.Second)))
 	got, err := f.s.GetNode(f.ctx, 1)
 	must(t, err)
-	n1.Mode = lobby.NodeNormal
+	n1.Mode, n1.Instance = lobby.NodeNormal, "inst-a" // the instance is read back
 	same(t, "GetNode", *got, *n1)
 
 	// A second process on the same site ID is refused while the first is
@@ -29,6 +29,7 @@ func testNodes(t *testing.T, f *fixture) {
 	got, err = f.s.GetNode(f.ctx, 1)
 	must(t, err)
 	same(t, "taken over node's name", got.Name, "node-b")
+	same(t, "taken over node's instance", got.Instance, "inst-b")
 	// The old process learns it lost its row.
 	_, err = f.s.Heartbeat(f.ctx, 1, "inst-a", at(7*time.Second))
 	wantErr(t, err, store.ErrConflict)

@@ -1,0 +1,136 @@
+package jobs
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"lobby/internal/lobby"
+)
+
+// SiteQueue names the River queue of the jobs a site owns.
+func SiteQueue(site int) string { return "site-" + strconv.Itoa(site) }
+
+// queueSite reads the site of a queue named by SiteQueue.
+func queueSite(queue string) (int, bool) {
+	n, err := strconv.Atoi(strings.TrimPrefix(queue, "site-"))
+	if err != nil || !strings.HasPrefix(queue, "site-") || n <= 0 {
+		return 0, false
+	}
+	return n, true
+}
+
+// parseClient reads a River client ID, site-N/INSTANCE (or site-N, as
+// releases before instances named it), into its site and instance.
+func parseClient(id string) (site int, instance string) {
+	s, instance, _ := strings.Cut(id, "/")
+	site, _ = queueSite(s)
+	return site, instance
+}
+
+// route picks the site whose node should run a job on a desktop: the
+// node holding the link of the desktop's host when it is alive, else this
+// node (which hands the job over once the host links elsewhere).
+func (q *Queue) route(ctx context.Context, desktopID string) int {
+	if site, ok := q.linkHolder(ctx, desktopID); ok {
+		return site
+	}
+	return q.cfg.SiteID
+}
+
+// linkHolder is the live node holding the link of a desktop's host.
+func (q *Queue) linkHolder(ctx context.Context, desktopID string) (int, bool) {
+	if desktopID == "" {
+		return 0, false
+	}
+	d, err := q.cfg.Store.GetDesktop(ctx, desktopID)
+	if err != nil {
+		return 0, false
+	}
+	h, err := q.cfg.Store.GetHost(ctx, d.HostID)
+	if err != nil || h.State != lobby.HostUp || h.SiteID <= 0 {
+		return 0, false
+	}
+	if h.SiteID != q.cfg.SiteID && !q.nodes.alive(h.SiteID) {
+		return 0, false
+	}
+	return h.SiteID, true
+}
+
+// watch is this node's view of the others' heartbeats, timed by its own
+// monotonic clock so that clocks that differ between machines do not
+// matter: a node is dead when its heartbeat stood still for the takeover
+// timeout, or its row is gone.
+type watch struct {
+	mu    sync.Mutex
+	seen  map[int]*seenNode
+	after time.Duration
+}
+
+type seenNode struct {
+	name      string
+	heartbeat time.Time // as the node wrote it
+	instance  string
+	changed   time.Time // when this node saw heartbeat change (monotonic)
+}
+
+func newWatch(after time.Duration) *watch {
+	if after <= 0 {
+		after = DefaultTakeoverAfter
+	}
+	return &watch{seen: map[int]*seenNode{}, after: after}
+}
+
+// update records the nodes' rows as read now.
+func (w *watch) update(ns []lobby.Node) {
+	now := time.Now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	present := make(map[int]bool, len(ns))
+	for _, n := range ns {
+		present[n.SiteID] = true
+		s, ok := w.seen[n.SiteID]
+		if !ok || !s.heartbeat.Equal(n.Heartbeat) || s.instance != n.Instance {
+			w.seen[n.SiteID] = &seenNode{name: n.Name, heartbeat: n.Heartbeat, instance: n.Instance, changed: now}
+		}
+	}
+	for site := range w.seen {
+		if !present[site] {
+			delete(w.seen, site)
+		}
+	}
+}
+
+// alive reports whether a site's node is alive: seen to beat within the
+// takeover timeout. A site never seen is not.
+func (w *watch) alive(site int) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s, ok := w.seen[site]
+	return ok && time.Since(s.changed) < w.after
+}
+
+// instance is the process holding a site's row ("" when unknown).
+func (w *watch) instance(site int) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if s, ok := w.seen[site]; ok {
+		return s.instance
+	}
+	return ""
+}
+
+// live lists the sites whose nodes are alive.
+func (w *watch) live() []int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []int
+	for site, s := range w.seen {
+		if time.Since(s.changed) < w.after {
+			out = append(out, site)
+		}
+	}
+	return out
+}
