@@ -128,6 +128,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 		{"DELETE /api/v1/policies/{ref}", lobby.PermConfigure, s.deletePolicy},
 
 		{"GET /api/v1/jobs", lobby.PermRead, s.listJobs},
+		{"POST /api/v1/jobs/actions", lobby.PermOperate, s.siteJobsAction},
 		{"GET /api/v1/jobs/{id}", lobby.PermRead, s.getJob},
 		{"POST /api/v1/jobs/{id}/actions", lobby.PermOperate, s.jobAction},
 

@@ -110,7 +110,11 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	q := r.URL.Query()
-	js, err := s.Queue.List(r.Context(), jobs.ListOptions{State: q.Get("state"), Kind: q.Get("kind"), After: opt.After, Limit: opt.Limit})
+	site, err := siteParam(q.Get("site"))
+	if err != nil {
+		return err
+	}
+	js, err := s.Queue.List(r.Context(), jobs.ListOptions{State: q.Get("state"), Kind: q.Get("kind"), Site: site, After: opt.After, Limit: opt.Limit})
 	if err != nil {
 		return err
 	}

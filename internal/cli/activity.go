@@ -14,12 +14,16 @@ func jobsList(fs *flag.FlagSet) runFunc {
 	asJSON := jsonFlag(fs)
 	state := fs.String("state", "", "only jobs in `STATE`")
 	kind := fs.String("kind", "", "only jobs of `KIND`")
+	site := fs.Int("site", 0, "only the jobs site ID `N` owns")
 	return func(ctx context.Context, r *runner, _ []string) error {
+		if *site < 0 || *site > 65535 {
+			return usageErrorf("--site %d is not a site ID: give a number from 1 to 65535", *site)
+		}
 		c, err := r.client()
 		if err != nil {
 			return err
 		}
-		f := client.JobFilter{State: *state, Kind: *kind}
+		f := client.JobFilter{State: *state, Kind: *kind, Site: *site}
 		jobs, err := client.All(ctx, func(ctx context.Context, o client.ListOptions) (*client.Page[client.Job], error) {
 			return c.ListJobs(ctx, f, o)
 		})
@@ -40,9 +44,9 @@ func jobsList(fs *flag.FlagSet) runFunc {
 				finalized = when(*j.Finalized)
 			}
 			rows = append(rows, []string{string(j.ID), j.Kind, j.State, fmt.Sprintf("%d/%d", j.Attempt, j.MaxAttempts),
-				strconv.Itoa(j.SiteID), when(j.Created), finalized, lastErr})
+				siteOrAny(j.Site), siteOrAny(j.SiteID), takenOver(j.TakenOver), when(j.Created), finalized, lastErr})
 		}
-		return r.printTable([]string{"ID", "KIND", "STATE", "ATTEMPT", "SITE", "CREATED", "FINALIZED", "LAST ERROR"}, rows)
+		return r.printTable([]string{"ID", "KIND", "STATE", "ATTEMPT", "OWNER", "RAN ON", "TAKEN OVER", "CREATED", "FINALIZED", "LAST ERROR"}, rows)
 	}
 }
 

@@ -70,7 +70,9 @@ var commands = []*command{
 	{name: "policies add", args: "NAME", summary: "create a policy", minArgs: 1, maxArgs: 1, setup: policiesAdd},
 	{name: "policies rm", args: "POLICY", summary: "delete a policy", minArgs: 1, maxArgs: 1, setup: policiesRm},
 
-	{name: "jobs list", summary: "list background jobs", maxArgs: 0, setup: jobsList},
+	{name: "jobs list", summary: "list background jobs (--site N: the jobs a site owns)", maxArgs: 0, setup: jobsList},
+	{name: "jobs reassign", summary: "move the jobs of a site whose node is gone (--from-site N [--to-site M])", maxArgs: 0, setup: jobsReassign},
+	{name: "jobs delete", summary: "delete the unfinished jobs of a site whose node is gone (--site N)", maxArgs: 0, setup: jobsDelete},
 	{name: "audit list", summary: "list audit events, newest first", maxArgs: 0, setup: auditList},
 
 	{name: "admin token create", summary: "issue a join token for host agents (printed only now)", maxArgs: 0, setup: tokenCreate},

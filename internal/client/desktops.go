@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"net/http"
+	"strconv"
 
 	"lobby/internal/lobby"
 )
@@ -58,7 +59,29 @@ func (c *Client) ListJobs(ctx context.Context, f JobFilter, o ListOptions) (*Pag
 	if f.Kind != "" {
 		q.Set("kind", f.Kind)
 	}
+	if f.Site != 0 {
+		q.Set("site", strconv.Itoa(f.Site))
+	}
 	return list[Job](ctx, c, "/api/v1/jobs", q)
+}
+
+// ReassignJobs moves the jobs of a site whose node is gone to the site
+// toSite, or, when toSite is 0, each to its host's node.
+func (c *Client) ReassignJobs(ctx context.Context, site, toSite int) (*SiteJobs, error) {
+	return c.siteJobs(ctx, map[string]any{"action": "reassign", "site": site, "to_site": toSite})
+}
+
+// DeleteSiteJobs deletes the jobs of a site whose node is gone.
+func (c *Client) DeleteSiteJobs(ctx context.Context, site int) (*SiteJobs, error) {
+	return c.siteJobs(ctx, map[string]any{"action": "delete", "site": site})
+}
+
+func (c *Client) siteJobs(ctx context.Context, in map[string]any) (*SiteJobs, error) {
+	var out SiteJobs
+	if err := c.call(ctx, http.MethodPost, "/api/v1/jobs/actions", nil, in, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }
 
 // GetHost returns a host by ID.

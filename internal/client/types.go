@@ -112,8 +112,10 @@ type Job struct {
 	Attempt     int             `json:"attempt"`
 	MaxAttempts int             `json:"max_attempts"`
 	Args        json.RawMessage `json:"args,omitempty"`
-	SiteID      int             `json:"site_id"`
+	Site        int             `json:"site"`    // the site that owns it (0: any node)
+	SiteID      int             `json:"site_id"` // the node running it, or that last ran it
 	Errors      []JobError      `json:"errors"`
+	TakenOver   []JobTakeover   `json:"taken_over,omitempty"`
 	Created     time.Time       `json:"created"`
 	Finalized   *time.Time      `json:"finalized,omitempty"`
 }
@@ -122,6 +124,24 @@ type Job struct {
 type JobFilter struct {
 	State string
 	Kind  string
+	Site  int // only the jobs this site owns
+}
+
+// JobTakeover is one move of a job from a dead site to another.
+type JobTakeover struct {
+	From    int       `json:"from_site"`
+	To      int       `json:"to_site"`
+	At      time.Time `json:"at"`
+	Running bool      `json:"running"`
+	By      string    `json:"by,omitempty"` // the operator; empty for the automatic takeover
+}
+
+// SiteJobs is the answer of POST /api/v1/jobs/actions.
+type SiteJobs struct {
+	Action string   `json:"action"`
+	Site   int      `json:"site"`
+	ToSite int      `json:"to_site,omitempty"`
+	Jobs   []string `json:"jobs"`
 }
 
 // JobError is one failed attempt of a job. The API may send it as an
