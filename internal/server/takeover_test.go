@@ -30,8 +30,8 @@ func TestJobTakeoverAcrossNodes(t *testing.T) {
 	t.Parallel()
 	dbURL, key := pgtest.URL(t), pki.NewClusterKeyString()
 	proxy := newCutProxy(t, dbURL)
-	_, baseA, stopA := clusterNode(t, 1, "node-a", proxy.url(t, dbURL), key)
-	_, baseB, _ := clusterNode(t, 2, "node-b", dbURL, key)
+	_, baseA, stopA := clusterNode(t, 1, "node-a", proxy.url(t, dbURL), key, 0)
+	_, baseB, _ := clusterNode(t, 2, "node-b", dbURL, key, 0)
 	admin := login(t, baseA, "admin", adminPW)
 
 	prov := newSlowHost(t)
@@ -102,14 +102,14 @@ func TestJobTakeoverAcrossNodes(t *testing.T) {
 	}
 }
 
-// clusterNode starts a node of a cluster on PostgreSQL; stop kills it as a
-// crash would when the database is already cut (nothing graceful gets
-// through).
-func clusterNode(t *testing.T, site int, name, dbURL, key string) (*Server, string, func()) {
+// clusterNode starts a node of a cluster on PostgreSQL (takeover is its
+// --job-takeover; 0 the default); stop kills it as a crash would when the
+// database is already cut (nothing graceful gets through).
+func clusterNode(t *testing.T, site int, name, dbURL, key string, takeover time.Duration) (*Server, string, func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s, err := New(ctx, Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), PlainHTTP: true, AdminPassword: adminPW,
-		Postgres: dbURL, ClusterKey: key, SiteID: site, Name: name, HashSlots: 2,
+		Postgres: dbURL, ClusterKey: key, SiteID: site, Name: name, HashSlots: 2, JobTakeover: takeover,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		cancel()
