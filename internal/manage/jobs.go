@@ -18,7 +18,7 @@ type SiteJobs struct {
 	Action string   `json:"action"` // reassign or delete
 	Site   int      `json:"site"`
 	ToSite int      `json:"to_site,omitempty"` // reassign: 0 sent each job to its host's node
-	Jobs   []string `json:"jobs"`             // the IDs of the jobs moved or deleted
+	Jobs   []string `json:"jobs"`              // the IDs of the jobs moved or deleted
 }
 
 // ReassignJobs moves the jobs a site holds (unfinished in its queue, or
