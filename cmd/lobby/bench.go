@@ -25,6 +25,7 @@ print a table with the machine they ran on. See BENCHMARKS.md.
   memory    RSS of an idle lobby dev node and Pss of one real desktop
   link      console throughput and added latency through an agent's link, next to websockify
   links     one node process holding thousands of agent links: memory, CPU, restart
+  takeover  a node killed while its jobs run: time until they run elsewhere, and a new leader
   all       each of them briefly (make bench)
 
 Run lobby bench <name> -h for its flags.
@@ -57,6 +58,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		run = benchLink(ctx, fs, stdout, stderr)
 	case "links":
 		run = benchLinks(ctx, fs, stdout, stderr)
+	case "takeover":
+		run = benchTakeover(ctx, fs, stdout, stderr)
 	case "all":
 		run = benchAll(ctx, fs, stdout, stderr)
 	default:
@@ -204,6 +207,28 @@ func benchLinks(ctx context.Context, fs *flag.FlagSet, stdout, stderr io.Writer)
 			return fmt.Errorf("find the lobby binary: %w", err)
 		}
 		r, err := bench.RunLinks(ctx, c)
+		if r != nil {
+			r.Print(stdout)
+		}
+		return err
+	}
+}
+
+func benchTakeover(ctx context.Context, fs *flag.FlagSet, stdout, stderr io.Writer) func() error {
+	c := bench.TakeoverConfig{Log: stderr}
+	fs.IntVar(&c.Nodes, "nodes", 3, "lobby server processes on one PostgreSQL")
+	fs.IntVar(&c.Jobs, "jobs", 8, "jobs running on the node that is killed")
+	fs.IntVar(&c.Rounds, "rounds", 4, "kills measured, each on a fresh cluster: odd rounds kill the leader, even ones another node")
+	fs.StringVar(&c.Postgres, "postgres", "", "PostgreSQL URL (default TEST_DATABASE_URL, else a throwaway server)")
+	fs.DurationVar(&c.JobTakeover, "job-takeover", 0, "the nodes' --job-takeover (default theirs)")
+	fs.DurationVar(&c.Poll, "poll", 25*time.Millisecond, "how often a survivor is asked")
+	fs.StringVar(&c.DataDir, "data", "", "directory under which the temporary directories are made")
+	return func() error {
+		var err error
+		if c.Binary, err = os.Executable(); err != nil {
+			return fmt.Errorf("find the lobby binary: %w", err)
+		}
+		r, err := bench.RunTakeover(ctx, c)
 		if r != nil {
 			r.Print(stdout)
 		}

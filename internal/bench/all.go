@@ -15,7 +15,8 @@ type AllConfig struct {
 	// throwaway server.
 	Node NodeConfig
 	// Binary is the lobby executable for the memory benchmark's child
-	// node; empty measures in this process.
+	// node (empty measures in this process) and for the links and
+	// takeover benchmarks' nodes (empty skips them).
 	Binary string
 	Log    io.Writer
 }
@@ -89,6 +90,7 @@ func RunAll(ctx context.Context, cfg AllConfig, w io.Writer) error {
 		return err
 	})
 	allLinks(ctx, cfg, w, sum, step)
+	allTakeover(ctx, cfg, w, sum, step)
 	fmt.Fprintf(w, "\n== summary ==\nMachine: %s\n", ReadMachine())
 	sum.write(w)
 	return errors.Join(errs...)

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"lobby/internal/store/pgtest"
 )
 
 // These tests run every harness at tiny sizes and check that the numbers
@@ -124,4 +126,27 @@ func printed(t *testing.T, print func(w io.Writer), want ...string) {
 			t.Errorf("report lacks %q:\n%s", s, b.String())
 		}
 	}
+}
+
+// TestTakeover kills the leader of two real node processes, then the other
+// node of a fresh pair, while their jobs run.
+func TestTakeover(t *testing.T) {
+	t.Parallel()
+	bin := buildLobby(t)
+	r, err := RunTakeover(context.Background(), TakeoverConfig{Binary: bin, Nodes: 2, Jobs: 2, Rounds: 2, Postgres: pgtest.URL(t), DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Rounds) != 2 || !r.Rounds[0].WasLeader || r.Rounds[1].WasLeader {
+		t.Fatalf("rounds %+v", r.Rounds)
+	}
+	for _, x := range r.Rounds {
+		if x.All <= 0 || x.First > x.All || x.Relinked <= 0 || x.Completed != 2 || x.Starts != 2 {
+			t.Errorf("round %+v: want both jobs moved, completed, and started once each", x)
+		}
+	}
+	if r.Rounds[0].Leader <= 0 {
+		t.Errorf("no new leader measured after the leader's death: %+v", r.Rounds[0])
+	}
+	printed(t, r.Print, "every job elsewhere", "new leader", "no job run twice")
 }

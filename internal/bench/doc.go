@@ -24,4 +24,7 @@
 //   - links (RunLinks): one node process holding thousands of agent links
 //     from in-process agents (the real protocol): memory, CPU at the ping
 //     interval, and the links' return after SIGKILL and a restart.
+//   - takeover (RunTakeover): node processes on one PostgreSQL, one of
+//     them killed while its jobs run on a slow host; the time until they
+//     run on another node and until a new leader, and no job run twice.
 package bench

@@ -24,6 +24,7 @@ import (
 // REST API, and kills and restarts on the same data directory.
 type nodeProc struct {
 	argv     []string
+	env      []string // beside LOBBY_ADMIN_PASSWORD
 	addr     string
 	URL      string
 	password string
@@ -79,8 +80,8 @@ func (n *nodeProc) how() string {
 
 // start starts the child and waits until it answers /healthz.
 func (n *nodeProc) start(ctx context.Context) error {
-	fmt.Fprintf(n.log, "links: %s\n", n.how())
-	c, err := startChild("lobby server", n.argv, []string{"LOBBY_ADMIN_PASSWORD=" + n.password}, nil)
+	fmt.Fprintf(n.log, "start %s\n", n.how())
+	c, err := startChild("lobby server", n.argv, append([]string{"LOBBY_ADMIN_PASSWORD=" + n.password}, n.env...), nil)
 	if err != nil {
 		return err
 	}

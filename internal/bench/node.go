@@ -131,54 +131,78 @@ func (n *Node) IssueTokens(ctx context.Context, names []string) ([]string, error
 // postgres returns the URL of a fresh schema for the node: in url, in
 // TEST_DATABASE_URL, or in a throwaway server started under parent.
 func (n *Node) postgres(ctx context.Context, url, parent string) (string, string, error) {
+	url, stop, err := pgServer(ctx, url, parent)
+	if err != nil {
+		return "", "", err
+	}
+	n.cleanup = append(n.cleanup, stop)
+	u, info, drop, err := pgSchema(ctx, url)
+	if err != nil {
+		return "", "", err
+	}
+	n.cleanup = append(n.cleanup, drop)
+	return u, info, nil
+}
+
+// pgServer returns url, else TEST_DATABASE_URL, else the URL of a
+// throwaway PostgreSQL started under parent; stop stops what it started.
+func pgServer(ctx context.Context, url, parent string) (_ string, stop func(), err error) {
 	if url == "" {
 		url = os.Getenv(pgtest.EnvURL)
 	}
-	if url == "" {
-		dir, err := os.MkdirTemp(parent, "lobby-bench-pg-")
-		if err != nil {
-			return "", "", err
-		}
-		n.cleanup = append(n.cleanup, func() { os.RemoveAll(dir) })
-		if err := os.Chmod(dir, 0o755); err != nil {
-			return "", "", err
-		}
-		srv, err := pgtest.Start(ctx, dir)
-		if err != nil {
-			return "", "", fmt.Errorf("start PostgreSQL for the benchmark (or give --postgres URL): %w", err)
-		}
-		n.cleanup = append(n.cleanup, func() { srv.Stop() })
-		url = srv.URL()
+	if url != "" {
+		return url, func() {}, nil
 	}
+	dir, err := os.MkdirTemp(parent, "lobby-bench-pg-")
+	if err != nil {
+		return "", nil, err
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	srv, err := pgtest.Start(ctx, dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", nil, fmt.Errorf("start PostgreSQL for the benchmark (or give --postgres URL): %w", err)
+	}
+	return srv.URL(), func() { srv.Stop(); os.RemoveAll(dir) }, nil
+}
+
+// pgSchema makes a fresh schema in the server at url and returns its URL
+// (search_path set), a description of the server for a report, and drop,
+// which drops the schema.
+func pgSchema(ctx context.Context, url string) (_, info string, drop func(), err error) {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	schema := "bench_" + hex.EncodeToString(b[:])
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
-		return "", "", fmt.Errorf("connect to PostgreSQL: %w", err)
+		return "", "", nil, fmt.Errorf("connect to PostgreSQL: %w", err)
 	}
 	defer conn.Close(ctx)
 	var version, fsync, syncCommit string
 	err = conn.QueryRow(ctx, "SELECT current_setting('server_version'), current_setting('fsync'), current_setting('synchronous_commit')").Scan(&version, &fsync, &syncCommit)
 	if err != nil {
-		return "", "", fmt.Errorf("PostgreSQL settings: %w", err)
+		return "", "", nil, fmt.Errorf("PostgreSQL settings: %w", err)
 	}
 	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		return "", "", fmt.Errorf("create schema: %w", err)
+		return "", "", nil, fmt.Errorf("create schema: %w", err)
 	}
-	n.cleanup = append(n.cleanup, func() {
+	drop = func() {
 		ctx := context.Background()
 		if c, err := pgx.Connect(ctx, url); err == nil {
 			_, _ = c.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
 			c.Close(ctx)
 		}
-	})
+	}
 	u, err := pgtest.WithSearchPath(url, schema)
 	if err != nil {
-		return "", "", err
+		drop()
+		return "", "", nil, err
 	}
-	info := fmt.Sprintf("PostgreSQL %s on loopback (fsync=%s, synchronous_commit=%s), schema %s", version, fsync, syncCommit, schema)
-	return u, info, nil
+	info = fmt.Sprintf("PostgreSQL %s on loopback (fsync=%s, synchronous_commit=%s), schema %s", version, fsync, syncCommit, schema)
+	return u, info, drop, nil
 }
 
 // Close stops the node and removes its data.
