@@ -7,7 +7,7 @@ DATA     ?= ./lobby-data
 # The whole suite stays well under CI's limit on 2 cores.
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all build assets run test test-short vet fuzz bench deps deps-test clean
+.PHONY: all build assets run test test-short test-cluster vet fuzz bench deps deps-test clean
 
 all: build
 
@@ -31,11 +31,20 @@ run: deps build
 
 vet:
 	$(GO) vet ./...
+	$(GO) vet -tags cluster ./internal/e2e/
 	@test -z "$$(gofmt -l cmd internal)" || { echo "gofmt would change:"; gofmt -l cmd internal; exit 1; }
 
-## test: vet, then every test with -race, with a throwaway PostgreSQL server.
+## test: vet, then every test with -race, with a throwaway PostgreSQL server,
+## then the cluster test.
 test: deps-test vet
 	$(GO) run ./cmd/withpg -- $(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+	@$(MAKE) --no-print-directory test-cluster
+
+## test-cluster: three nodes on one PostgreSQL behind HAProxy, two agents
+## with real desktops, users signing in and connecting while a node is
+## killed (internal/e2e/cluster_test.go, build tag cluster).
+test-cluster: deps-test
+	$(GO) run ./cmd/withpg -- $(GO) test -tags cluster -run '^TestCluster$$' -count=1 -timeout 10m ./internal/e2e/
 
 ## test-short: the same without -race, for a quick local loop.
 test-short: deps-test

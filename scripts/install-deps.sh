@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Lobby needs that this machine lacks.
 #   scripts/install-deps.sh run    what `make run` needs (desktops)
-#   scripts/install-deps.sh test   what `make test` needs (also PostgreSQL, websockify, chromium)
+#   scripts/install-deps.sh test   what `make test` needs (also PostgreSQL, websockify, chromium, HAProxy)
 # As root it uses apt-get; otherwise it says what to install and fails.
 set -euo pipefail
 want=(tigervnc-standalone-server:Xvnc twm:twm xterm:xterm npm:npm)
 if [ "${1:-run}" = test ]; then
-  want+=(postgresql-15:/usr/lib/postgresql/15/bin/postgres websockify:websockify chromium:chromium)
+  want+=(postgresql-15:/usr/lib/postgresql/15/bin/postgres websockify:websockify chromium:chromium haproxy:/usr/sbin/haproxy)
 fi
 missing=()
 for pair in "${want[@]}"; do
