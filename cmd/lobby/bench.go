@@ -222,6 +222,7 @@ func benchTakeover(ctx context.Context, fs *flag.FlagSet, stdout, stderr io.Writ
 	fs.StringVar(&c.Postgres, "postgres", "", "PostgreSQL URL (default TEST_DATABASE_URL, else a throwaway server)")
 	fs.DurationVar(&c.JobTakeover, "job-takeover", 0, "the nodes' --job-takeover (default theirs)")
 	fs.DurationVar(&c.Poll, "poll", 25*time.Millisecond, "how often a survivor is asked")
+	fs.BoolVar(&c.NoBalancer, "no-balancer", false, "do not put HAProxy in front of the nodes (it is left out anyway when not installed)")
 	fs.StringVar(&c.DataDir, "data", "", "directory under which the temporary directories are made")
 	return func() error {
 		var err error

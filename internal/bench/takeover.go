@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -39,7 +41,10 @@ type TakeoverConfig struct {
 	// JobTakeover is the nodes' --job-takeover; 0 leaves their default.
 	JobTakeover time.Duration
 	// Poll is how often the survivors are asked (default 25 ms).
-	Poll    time.Duration
+	Poll time.Duration
+	// NoBalancer skips HAProxy in front of the nodes (it is skipped
+	// anyway when HAProxy is not installed).
+	NoBalancer bool
 	DataDir string
 	Log     io.Writer
 }
@@ -71,8 +76,9 @@ type TakeoverRound struct {
 	WasLeader bool // it ran the singleton duties
 	// Since the SIGKILL: a survivor holds the singleton lease (0 when the
 	// victim was not the leader), the agent is linked to a survivor, the
-	// first and the last of the jobs runs on a survivor.
-	Leader, Relinked, First, All time.Duration
+	// first and the last of the jobs runs on a survivor, HAProxy marks the
+	// victim down (0 without HAProxy).
+	Leader, Relinked, First, All, Balancer time.Duration
 	Completed                    int // jobs completed once the host let them finish
 	Starts                       int // desktop starts the host ran (Jobs: none twice)
 }
@@ -83,7 +89,9 @@ type TakeoverResult struct {
 	Machine Machine
 	Store   string
 	NodeHow string
-	Rounds  []TakeoverRound
+	// Balancer is HAProxy's version line, "" when it was not run.
+	Balancer string
+	Rounds   []TakeoverRound
 }
 
 // RunTakeover measures how long a cluster takes to run a dead node's jobs
@@ -175,6 +183,16 @@ func takeoverRound(ctx context.Context, cfg TakeoverConfig, base string, killLea
 		return TakeoverRound{}, err
 	}
 	defer c.stop()
+	var lb *balancer
+	if bin := haproxyBinary(); bin != "" && !cfg.NoBalancer {
+		if lb, err = startBalancer(ctx, bin, c.dir, c.nodes); err != nil {
+			return TakeoverRound{}, err
+		}
+		defer lb.stop()
+		if out, err := exec.Command(bin, "-v").Output(); err == nil {
+			res.Balancer = strings.SplitN(string(out), "\n", 2)[0]
+		}
+	}
 	if err := waitLeader(ctx, c.nodes[0], 1); err != nil {
 		return TakeoverRound{}, err
 	}
@@ -201,7 +219,7 @@ func takeoverRound(ctx context.Context, cfg TakeoverConfig, base string, killLea
 	if err := victim.kill(); err != nil {
 		return r, err
 	}
-	if err := watchTakeover(ctx, cfg, survivor, host, ids, t0, &r); err != nil {
+	if err := watchTakeover(ctx, cfg, survivor, lb, host, ids, t0, &r); err != nil {
 		return r, err
 	}
 	close(host.release)
@@ -358,7 +376,7 @@ func startHeldJobs(ctx context.Context, cfg TakeoverConfig, victim *nodeProc, h 
 
 // watchTakeover polls a survivor until a survivor leads (when the victim
 // led), the agent is linked to a survivor, and every job runs on one.
-func watchTakeover(ctx context.Context, cfg TakeoverConfig, survivor *nodeProc, h *heldHost, ids []string, t0 time.Time, r *TakeoverRound) error {
+func watchTakeover(ctx context.Context, cfg TakeoverConfig, survivor *nodeProc, lb *balancer, h *heldHost, ids []string, t0 time.Time, r *TakeoverRound) error {
 	want := map[string]bool{}
 	for _, id := range ids {
 		want[id] = true
@@ -374,6 +392,11 @@ func watchTakeover(ctx context.Context, cfg TakeoverConfig, survivor *nodeProc, 
 		}
 		if st := h.agent.Status(); r.Relinked == 0 && st.Hub != "" && st.HubName != victimName {
 			r.Relinked = now
+		}
+		if lb != nil && r.Balancer == 0 {
+			if st, err := lb.status(ctx, victimName); err == nil && strings.HasPrefix(st, "DOWN") {
+				r.Balancer = now
+			}
 		}
 		if r.All == 0 {
 			var js struct {
@@ -397,11 +420,11 @@ func watchTakeover(ctx context.Context, cfg TakeoverConfig, survivor *nodeProc, 
 				}
 			}
 		}
-		if r.All != 0 && r.Relinked != 0 && (!r.WasLeader || r.Leader != 0) {
+		if r.All != 0 && r.Relinked != 0 && (!r.WasLeader || r.Leader != 0) && (lb == nil || r.Balancer != 0) {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("after 2 minutes: leader %s, agent relinked %s, jobs moved first %s, all %s", secs(r.Leader), secs(r.Relinked), secs(r.First), secs(r.All))
+			return fmt.Errorf("after 2 minutes: leader %s, agent relinked %s, jobs moved first %s, all %s, balancer %s", secs(r.Leader), secs(r.Relinked), secs(r.First), secs(r.All), secs(r.Balancer))
 		}
 		if err := sleep(ctx, cfg.Poll); err != nil {
 			return err

@@ -28,20 +28,28 @@ func (r *TakeoverResult) Print(w io.Writer) {
 		takeover = c.JobTakeover.String()
 	}
 	fmt.Fprintf(w, "         --job-takeover %s; heartbeats every 1 s; the singleton lease lasts 4 s, renewed every 1 s\n", takeover)
+	if r.Balancer != "" {
+		fmt.Fprintf(w, "Balancer: %s in front of the nodes, option httpchk GET /readyz, default-server %s (its statistics page polled)\n", r.Balancer, balancerCheck)
+	}
 	fmt.Fprintf(w, "Host:    one agent in this process (package agent, the real protocol, its default ping and backoff), linked to the victim first and\n")
 	fmt.Fprintf(w, "         to the others next; a memory provider whose desktop starts wait until the measurement is over (a slow host)\n")
 	fmt.Fprintf(w, "Each round: start the cluster (site 1 first, so it leads), start %d desktops through the victim's API (jobs owned by the victim's\n", c.Jobs)
 	fmt.Fprintf(w, "  site, all on the host), SIGKILL the victim, then ask a survivor every %s: GET /api/v1/nodes (a live leader), GET /api/v1/jobs?state=running\n", c.Poll)
-	fmt.Fprintf(w, "  (each job running with a survivor's site ID), and the agent's link; then let the host finish and count the starts it ran.\n")
+	fmt.Fprintf(w, "  (each job running with a survivor's site ID), the agent's link and HAProxy's status of the victim; then let the host finish and count the\n")
+	fmt.Fprintf(w, "  starts it ran.\n")
 	t := &table{}
-	t.add("round", "victim", "new leader", "agent relinked", "first job elsewhere", "every job elsewhere", "completed", "host starts")
+	t.add("round", "victim", "new leader", "agent relinked", "balancer: down", "first job elsewhere", "every job elsewhere", "completed", "host starts")
 	for i, x := range r.Rounds {
 		victim, leader := fmt.Sprintf("site %d", x.Victim), "-"
 		if x.WasLeader {
 			victim += " (leader)"
 			leader = secs(x.Leader)
 		}
-		t.add(fmt.Sprint(i+1), victim, leader, secs(x.Relinked), secs(x.First), secs(x.All),
+		down := "-"
+		if x.Balancer > 0 {
+			down = secs(x.Balancer)
+		}
+		t.add(fmt.Sprint(i+1), victim, leader, secs(x.Relinked), down, secs(x.First), secs(x.All),
 			fmt.Sprintf("%d/%d", x.Completed, c.Jobs), fmt.Sprint(x.Starts))
 	}
 	t.write(w)
