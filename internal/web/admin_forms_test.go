@@ -320,7 +320,8 @@ func testJobs(t *testing.T, n *node) {
 	})
 	row := `data-job="` + id + `"`
 	st, page = b.get("/admin/jobs?kind=desktop.power")
-	b.want(200, page, st, row, "ghost-1", `action="/admin/jobs/`+id+`/cancel"`, `action="/admin/jobs/`+id+`/retry"`, `class="job-errors"`, "is not linked to this node")
+	b.want(200, page, st, row, "ghost-1", `action="/admin/jobs/`+id+`/cancel"`, `action="/admin/jobs/`+id+`/retry"`, `class="job-errors"`, "is not linked to this node",
+		`<td class="hide-narrow job-site">1</td>`) // owned by this node's site
 
 	// The live table is a fragment, not a page.
 	st, page = b.do("GET", "/admin/jobs/table?kind=desktop.power", nil, http.Header{"Hx-Request": {"true"}})
