@@ -180,6 +180,9 @@ func (q *Queue) ClientID() string {
 // Start runs the workers, the watch of the other nodes and, while this
 // node leads, the takeover of dead nodes' jobs, until Stop.
 func (q *Queue) Start(ctx context.Context) error {
+	if q.Fenced() {
+		return errFenced // only a restart brings a fenced node back
+	}
 	q.watchNodes(ctx) // route with the cluster in view from the first job
 	if err := q.client.Start(ctx); err != nil {
 		return err

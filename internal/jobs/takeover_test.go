@@ -371,3 +371,34 @@ func TestHandOverToTheLinkHolder(t *testing.T) {
 	}
 	eventually(t, "node 2 completes the stop", func() bool { return job(t, b, j2.ID).State == "completed" })
 }
+
+// TestFencedNodeStops: a node whose site ID another process took (its
+// member says it is lost) cancels the job it runs at once and takes no
+// more; it cannot be started again.
+func TestFencedNodeStops(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, store.SQLite)
+	c.node(1, "ins_a")
+	lost := on(false)
+	a := c.queue(1, "ins_a", opts{reach: true, leader: on(true), fenced: lost})
+	j, err := a.Power(t.Context(), c.desktop.ID, "start")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := c.prov.next(t)
+	defer close(gate)
+	lost.Store(true)
+	eventually(t, "the node fences itself", a.Fenced)
+	eventually(t, "its running job is cancelled", func() bool { return job(t, a, j.ID).State != "running" })
+	if err := a.Start(t.Context()); err == nil {
+		t.Fatal("a fenced queue started again")
+	}
+	waiting, err := a.Power(t.Context(), c.desktop.ID, "stop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // it would have fetched it within a few polls (20 ms)
+	if got := job(t, a, waiting.ID); got.State != "available" {
+		t.Fatalf("a fenced node fetched job %+v", got)
+	}
+}
