@@ -45,8 +45,8 @@ type TakeoverConfig struct {
 	// NoBalancer skips HAProxy in front of the nodes (it is skipped
 	// anyway when HAProxy is not installed).
 	NoBalancer bool
-	DataDir string
-	Log     io.Writer
+	DataDir    string
+	Log        io.Writer
 }
 
 func (c *TakeoverConfig) defaults() error {
@@ -79,8 +79,8 @@ type TakeoverRound struct {
 	// first and the last of the jobs runs on a survivor, HAProxy marks the
 	// victim down (0 without HAProxy).
 	Leader, Relinked, First, All, Balancer time.Duration
-	Completed                    int // jobs completed once the host let them finish
-	Starts                       int // desktop starts the host ran (Jobs: none twice)
+	Completed                              int // jobs completed once the host let them finish
+	Starts                                 int // desktop starts the host ran (Jobs: none twice)
 }
 
 // TakeoverResult is the report of RunTakeover.
