@@ -125,6 +125,7 @@ func TestBadInvocations(t *testing.T) {
 		{"bad site id", []string{"server", "--site-id", "0", "--data", dir, "--listen", "127.0.0.1:0"}, 2, "--site-id"},
 		{"bad log level", []string{"server", "--log-level", "loud"}, 2, "--log-level"},
 		{"bad advertise", []string{"server", "--advertise", "node-b:8443", "--data", dir}, 2, "--advertise: hub \"node-b:8443\" is not a URL like https://node:8443"},
+		{"negative job takeover", []string{"server", "--job-takeover", "-1s", "--data", dir}, 2, "--job-takeover -1s is not valid"},
 		{"data is a file", []string{"server", "--data", badYAML, "--listen", "127.0.0.1:0"}, 1, "--data"},
 	}
 	for _, tt := range tests {
