@@ -199,7 +199,9 @@ func (c *cluster) queue(site int, instance string, o opts) node {
 	}
 	st, closeIt := c.db.open(c.t)
 	q, err := jobs.New(jobs.Config{Store: st, Hosts: hosts, SiteID: site, Instance: instance, Logger: quiet,
-		PollInterval: 20 * time.Millisecond, TakeoverAfter: 400 * time.Millisecond, ScanEvery: 50 * time.Millisecond,
+		// Heartbeats every 50 ms: a takeover 2 s after the last one is
+		// far from any beat a loaded machine delays.
+		PollInterval: 20 * time.Millisecond, TakeoverAfter: 2 * time.Second, ScanEvery: 50 * time.Millisecond,
 		Leader: o.leader.Load, Fenced: o.fenced.Load})
 	if err != nil {
 		c.t.Fatal(err)
@@ -341,7 +343,7 @@ func TestHandOverToTheLinkHolder(t *testing.T) {
 	c := newCluster(t, store.SQLite)
 	c.node(1, "ins_a")
 	c.node(2, "ins_b")
-	a := c.queue(1, "ins_a", opts{leader: on(true), later: true})
+	a := c.queue(1, "ins_a", opts{later: true})
 	j, err := a.Power(t.Context(), c.desktop.ID, "start")
 	if err != nil {
 		t.Fatal(err)
