@@ -31,7 +31,10 @@
 // Every node watches the nodes' heartbeats (by its own monotonic clock: a
 // heartbeat that stopped changing, not a timestamp compared across
 // machines); the node holding the singleton lease acts. The pending jobs
-// of a dead site move with its running ones.
+// of a dead site move with its running ones. So do the pending jobs of a
+// node that is alive but takes no work (draining: it finishes what it
+// runs; in maintenance mode: its queue is stopped), and new jobs for its
+// hosts go to the enqueuing node, which reaches them through node links.
 //
 // # Failure rules
 //

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,7 +41,8 @@ func (q *Queue) route(ctx context.Context, desktopID string) int {
 	return q.cfg.SiteID
 }
 
-// linkHolder is the live node holding the link of a desktop's host.
+// linkHolder is the node holding the link of a desktop's host, when it
+// takes work: alive, neither draining nor in maintenance mode.
 func (q *Queue) linkHolder(ctx context.Context, desktopID string) (int, bool) {
 	if desktopID == "" {
 		return 0, false
@@ -53,7 +55,7 @@ func (q *Queue) linkHolder(ctx context.Context, desktopID string) (int, bool) {
 	if err != nil || h.State != lobby.HostUp || h.SiteID <= 0 {
 		return 0, false
 	}
-	if h.SiteID != q.cfg.SiteID && !q.nodes.alive(h.SiteID) {
+	if h.SiteID != q.cfg.SiteID && !q.nodes.working(h.SiteID) {
 		return 0, false
 	}
 	return h.SiteID, true
@@ -73,6 +75,7 @@ type seenNode struct {
 	name      string
 	heartbeat time.Time // as the node wrote it
 	instance  string
+	mode      lobby.NodeMode
 	changed   time.Time // when this node saw heartbeat change (monotonic)
 }
 
@@ -93,8 +96,10 @@ func (w *watch) update(ns []lobby.Node) {
 		present[n.SiteID] = true
 		s, ok := w.seen[n.SiteID]
 		if !ok || !s.heartbeat.Equal(n.Heartbeat) || s.instance != n.Instance {
-			w.seen[n.SiteID] = &seenNode{name: n.Name, heartbeat: n.Heartbeat, instance: n.Instance, changed: now}
+			s = &seenNode{name: n.Name, heartbeat: n.Heartbeat, instance: n.Instance, changed: now}
+			w.seen[n.SiteID] = s
 		}
+		s.mode = n.Mode
 	}
 	for site := range w.seen {
 		if !present[site] {
@@ -112,6 +117,32 @@ func (w *watch) alive(site int) bool {
 	return ok && time.Since(s.changed) < w.after
 }
 
+// working reports whether a site's node is alive and takes work: neither
+// draining (it finishes what it runs) nor in maintenance mode (its code
+// may not fit the database: its queue is stopped).
+func (w *watch) working(site int) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s, ok := w.seen[site]
+	return ok && time.Since(s.changed) < w.after && (s.mode == lobby.NodeNormal || s.mode == "")
+}
+
+// why says why a site's node does not work its jobs, for the audit log.
+func (w *watch) why(site int) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s, ok := w.seen[site]
+	switch {
+	case !ok:
+		return fmt.Sprintf("site %d has no node", site)
+	case time.Since(s.changed) >= w.after:
+		return fmt.Sprintf("node %s (site %d) stopped beating", s.name, site)
+	case s.mode != lobby.NodeNormal && s.mode != "":
+		return fmt.Sprintf("node %s (site %d) is %s", s.name, site, s.mode)
+	}
+	return fmt.Sprintf("node %s (site %d) was restarted", s.name, site)
+}
+
 // instance is the process holding a site's row ("" when unknown).
 func (w *watch) instance(site int) string {
 	w.mu.Lock()
@@ -122,13 +153,13 @@ func (w *watch) instance(site int) string {
 	return ""
 }
 
-// live lists the sites whose nodes are alive.
-func (w *watch) live() []int {
+// workingSites lists the sites whose nodes take work (see working).
+func (w *watch) workingSites() []int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var out []int
 	for site, s := range w.seen {
-		if time.Since(s.changed) < w.after {
+		if time.Since(s.changed) < w.after && (s.mode == lobby.NodeNormal || s.mode == "") {
 			out = append(out, site)
 		}
 	}

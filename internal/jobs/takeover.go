@@ -91,7 +91,8 @@ type orphan struct {
 }
 
 // orphans lists the running jobs of processes that are gone and the
-// unfinished jobs of sites whose nodes are dead.
+// unfinished jobs of sites whose nodes take no work (dead, gone,
+// draining, in maintenance mode).
 func (q *Queue) orphans(ctx context.Context) ([]orphan, error) {
 	res, err := q.client.JobList(ctx, river.NewJobListParams().States(rivertype.JobStateRunning).First(scanPage))
 	if err != nil {
@@ -110,15 +111,17 @@ func (q *Queue) orphans(ctx context.Context) ([]orphan, error) {
 		owner, _ := queueSite(r.Queue)
 		out = append(out, orphan{row: r, from: site, keep: alive && owner == site || r.Queue == river.QueueDefault})
 	}
-	live := q.nodes.live()
-	if !contains(live, q.cfg.SiteID) {
-		live = append(live, q.cfg.SiteID)
+	// The jobs waiting for a node that does not take work: dead, gone,
+	// draining or in maintenance mode.
+	working := q.nodes.workingSites()
+	if !contains(working, q.cfg.SiteID) {
+		working = append(working, q.cfg.SiteID)
 	}
 	p := river.NewJobListParams().States(unfinished...).First(scanPage)
-	where, args := notInQueues(live)
+	where, args := notInQueues(working)
 	pending, err := q.client.JobList(ctx, p.Where(where, args))
 	if err != nil {
-		return nil, fmt.Errorf("list jobs of dead sites: %w", err)
+		return nil, fmt.Errorf("list jobs of sites that take no work: %w", err)
 	}
 	for _, r := range pending.Jobs {
 		site, _ := queueSite(r.Queue)
@@ -127,7 +130,7 @@ func (q *Queue) orphans(ctx context.Context) ([]orphan, error) {
 	return out, nil
 }
 
-// notInQueues is a JobList predicate: site queues other than the live
+// notInQueues is a JobList predicate: site queues other than the given
 // sites'.
 func notInQueues(sites []int) (string, river.NamedArgs) {
 	args := river.NamedArgs{"site_prefix": "site-%"}
@@ -232,9 +235,10 @@ func (q *Queue) auditTakeover(ctx context.Context, ms []moved) {
 				running++
 			}
 		}
-		q.log.Warn("took over the jobs of a dead node", "site_id", from, "jobs", len(ms), "running", running)
+		why := q.nodes.why(from)
+		q.log.Warn("took over the jobs of a node", "site_id", from, "why", why, "jobs", len(ms), "running", running)
 		e := &lobby.AuditEvent{At: q.cfg.Now(), Actor: "system", Action: "jobs.takeover", Target: "site " + strconv.Itoa(from),
-			Detail: fmt.Sprintf("node of site %d stopped (or was replaced): %d jobs taken over (%d were running): %s", from, len(ms), running, listMoves(ms))}
+			Detail: fmt.Sprintf("%s: %d jobs taken over (%d were running): %s", why, len(ms), running, listMoves(ms))}
 		if err := q.cfg.Store.AppendAudit(ctx, e); err != nil {
 			q.log.Warn("audit a takeover", "err", err)
 		}

@@ -404,3 +404,43 @@ func TestFencedNodeStops(t *testing.T) {
 		t.Fatalf("a fenced node fetched job %+v", got)
 	}
 }
+
+// TestJobsOfADrainingNodeMove: a job waiting for a node that an operator
+// drains (it finishes what it runs, takes nothing new) is moved by the
+// leader and run by another node; so is one enqueued meanwhile.
+func TestJobsOfADrainingNodeMove(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, store.SQLite)
+	c.node(1, "ins_a")
+	c.node(2, "ins_b") // beats, but runs no queue: its jobs wait
+	if err := c.st.SetHostState(t.Context(), c.host.ID, lobby.HostUp, 2, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	a := c.queue(1, "ins_a", opts{reach: true, leader: on(true)}) // reaches the host (a relay would)
+	j, err := a.Power(t.Context(), c.desktop.ID, "start")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.Site != 2 {
+		t.Fatalf("job owned by site %d, want 2 (node 2 holds the host's link)", j.Site)
+	}
+	if err := c.st.SetNodeMode(t.Context(), 2, lobby.NodeDraining); err != nil {
+		t.Fatal(err)
+	}
+	close(c.prov.next(t))
+	eventually(t, "node 1 completes the draining node's job", func() bool { return job(t, a, j.ID).State == "completed" })
+	if got := job(t, a, j.ID); got.SiteID != 1 || len(got.TakenOver) != 1 || got.TakenOver[0].From != 2 || got.TakenOver[0].Running {
+		t.Fatalf("job = %+v, want run by site 1, taken over once from site 2 while waiting", got)
+	}
+	evs, err := c.st.ListAudit(t.Context(), store.AuditFilter{Query: "jobs.takeover"})
+	if err != nil || len(evs) != 1 || !strings.Contains(evs[0].Detail, "is draining") {
+		t.Fatalf("audit = %+v, %v; want the takeover with its reason", evs, err)
+	}
+	j2, err := a.Power(t.Context(), c.desktop.ID, "stop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j2.Site != 1 {
+		t.Fatalf("a job for a host linked to a draining node is owned by site %d, want this node's", j2.Site)
+	}
+}
