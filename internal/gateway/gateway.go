@@ -46,7 +46,8 @@ type Gateway struct {
 }
 
 type session struct {
-	cancel context.CancelFunc
+	cancel     context.CancelFunc
+	assignment string // the assignment it was opened under
 }
 
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -90,7 +91,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.Logger.Info("viewer handshake failed", "desktop", d.Name, "err", err)
 		return
 	}
-	s := &session{cancel: cancel}
+	s := &session{cancel: cancel, assignment: a.ID}
 	g.open(ctx, d, a, s)
 	defer g.close(d, a, s)
 	link.Relay(sctx, viewer, console)
@@ -173,6 +174,39 @@ func (g *Gateway) End(desktopID string) int {
 		s.cancel()
 	}
 	return len(g.sessions[desktopID])
+}
+
+// Fence ends, every interval until ctx ends, the sessions whose
+// assignment is gone. In a cluster a desktop may be released through
+// another node, whose End reaches only its own viewers; without this a
+// viewer here would keep the console of a desktop handed to someone else.
+func (g *Gateway) Fence(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		byAssignment := map[string][]*session{}
+		g.mu.Lock()
+		for _, ss := range g.sessions {
+			for s := range ss {
+				byAssignment[s.assignment] = append(byAssignment[s.assignment], s)
+			}
+		}
+		g.mu.Unlock()
+		for id, ss := range byAssignment {
+			if _, err := g.Store.GetAssignment(ctx, id); !errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			g.Logger.Info("console ended: its desktop was released through another node", "assignment", id, "sessions", len(ss))
+			for _, s := range ss {
+				s.cancel()
+			}
+		}
+	}
 }
 
 // Active returns the number of live sessions.

@@ -99,4 +99,16 @@ func TestConsoleThroughNodeLink(t *testing.T) {
 	if si.Width != 320 || si.Height != 200 {
 		t.Fatalf("ServerInit %dx%d through A, want B's desktop's 320x200", si.Width, si.Height)
 	}
+
+	// Released through B, the desktop's console through A ends too: the
+	// next person must not share it with this viewer.
+	adminB := login(t, baseB, "admin", adminPW)
+	adminB.want(200, "POST", "/api/v1/release", map[string]string{"desktop": c.Desktop.ID}, nil)
+	ended := make(chan error, 1)
+	go func() { _, err := io.Copy(io.Discard, conn); ended <- err }()
+	select {
+	case <-ended:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the console through node A outlived the release made on node B")
+	}
 }

@@ -479,6 +479,10 @@ func (s *Server) URL() string {
 }
 
 // Run serves until ctx ends, then shuts down gracefully.
+// gatewayFence is how often a clustered node checks that its console
+// viewers' desktops are still theirs.
+const gatewayFence = time.Second
+
 func (s *Server) Run(ctx context.Context) error {
 	queued := s.Member.Mode() != lobby.NodeMaintenance
 	if queued {
@@ -494,6 +498,11 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); s.followMode(ctx, bg, queued) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); s.Hub.RunPeers(bg) }()
+	if s.cfg.Postgres != "" {
+		// Releases made on other nodes end this node's viewers too.
+		wg.Add(1)
+		go func() { defer wg.Done(); s.Gateway.Fence(bg, gatewayFence) }()
+	}
 	wg.Add(2)
 	go func() { defer wg.Done(); s.Watchdog.Run(bg) }()
 	go func() { defer wg.Done(); s.monitor.Run(bg) }()
