@@ -6,19 +6,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"lobby/internal/agent"
-	"lobby/internal/auth"
 	"lobby/internal/linkproto"
-	"lobby/internal/pki"
 	"lobby/internal/provider"
 	"lobby/internal/provider/memory"
 )
@@ -121,51 +116,17 @@ func RunTakeover(ctx context.Context, cfg TakeoverConfig) (*TakeoverResult, erro
 	return res, nil
 }
 
-// cluster is one round's nodes.
-type takeoverCluster struct {
-	nodes []*nodeProc // by site ID - 1
-	dir   string
-}
-
-func (c *takeoverCluster) stop() {
-	for _, n := range c.nodes {
-		n.stop()
-	}
-	os.RemoveAll(c.dir)
-}
-
-// startCluster starts the nodes one by one on dbURL; site 1 starts first
+// startCluster starts the round's nodes on dbURL; site 1 starts first
 // and so leads.
-func startCluster(ctx context.Context, cfg TakeoverConfig, dbURL string, res *TakeoverResult) (*takeoverCluster, error) {
-	dir, err := os.MkdirTemp(cfg.DataDir, "lobby-bench-takeover-")
+func startCluster(ctx context.Context, cfg TakeoverConfig, dbURL string, res *TakeoverResult) (*procCluster, error) {
+	var args []string
+	if cfg.JobTakeover > 0 {
+		args = []string{"--job-takeover", cfg.JobTakeover.String()}
+	}
+	c, err := startNodes(ctx, nodesSpec{Binary: cfg.Binary, Nodes: cfg.Nodes, DBURL: dbURL, DataDir: cfg.DataDir,
+		Name: "takeover", Args: args, Log: cfg.Log})
 	if err != nil {
 		return nil, err
-	}
-	c := &takeoverCluster{dir: dir}
-	key, password := pki.NewClusterKeyString(), auth.RandomPassword()
-	for site := 1; site <= cfg.Nodes; site++ {
-		port, err := freePort()
-		if err != nil {
-			c.stop()
-			return nil, err
-		}
-		n := &nodeProc{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), password: password, log: cfg.Log,
-			env: []string{"LOBBY_CLUSTER_KEY=" + key}}
-		n.URL = "http://" + n.addr
-		n.argv = []string{cfg.Binary, "server", "--plain-http", "--postgres", dbURL, "--site-id", strconv.Itoa(site),
-			"--name", fmt.Sprintf("node-%d", site), "--listen", n.addr, "--data", filepath.Join(dir, fmt.Sprintf("node-%d", site)), "--log-level", "warn"}
-		if cfg.JobTakeover > 0 {
-			n.argv = append(n.argv, "--job-takeover", cfg.JobTakeover.String())
-		}
-		if err := n.start(ctx); err != nil {
-			c.stop()
-			return nil, err
-		}
-		c.nodes = append(c.nodes, n)
-		if err := n.signIn(ctx); err != nil {
-			c.stop()
-			return nil, err
-		}
 	}
 	res.NodeHow = c.nodes[0].how()
 	return c, nil
@@ -286,7 +247,7 @@ func (h *heldHost) Start(ctx context.Context, name string) (provider.Desktop, er
 
 // startHeldAgent joins an agent whose hubs are the victim, then the
 // others, with cfg.Jobs stopped desktops.
-func startHeldAgent(ctx context.Context, cfg TakeoverConfig, c *takeoverCluster, victim int) (*heldHost, func(), error) {
+func startHeldAgent(ctx context.Context, cfg TakeoverConfig, c *procCluster, victim int) (*heldHost, func(), error) {
 	p, err := memory.New(memory.Config{Width: 16, Height: 16})
 	if err != nil {
 		return nil, nil, err

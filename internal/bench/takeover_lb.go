@@ -22,6 +22,7 @@ const balancerCheck = "inter 500ms fall 2 rise 2"
 // page on a port of its own.
 type balancer struct {
 	c     *child
+	url   string // the frontend: http://127.0.0.1:PORT
 	stats string // http://127.0.0.1:PORT/stats;csv
 }
 
@@ -77,7 +78,7 @@ backend nodes
 	if err != nil {
 		return nil, err
 	}
-	lb := &balancer{c: c, stats: fmt.Sprintf("http://127.0.0.1:%d/stats;csv", stats)}
+	lb := &balancer{c: c, url: fmt.Sprintf("http://127.0.0.1:%d", front), stats: fmt.Sprintf("http://127.0.0.1:%d/stats;csv", stats)}
 	if err := c.waitListening(ctx, net.JoinHostPort("127.0.0.1", strconv.Itoa(stats)), 30*time.Second); err != nil {
 		c.stop(5 * time.Second)
 		return nil, err
