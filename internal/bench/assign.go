@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"runtime/trace"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -184,14 +185,21 @@ type assignLoad struct {
 	tokens []string
 	hc     *http.Client
 	c      int
+	// retry sends a request once more, as a client behind a load
+	// balancer does, when the network or the server failed it (no
+	// answer, or 5xx).
+	retry bool
 }
 
 type assignPhase struct {
 	elapsed             time.Duration
 	ok, refused, errors int
-	firstErr            string
-	connect, release    []time.Duration
-	mu                  sync.Mutex
+	// retried requests were sent a second time; retriedOK of them
+	// succeeded then.
+	retried, retriedOK int
+	firstErr           string
+	connect, release   []time.Duration
+	mu                 sync.Mutex
 }
 
 func (l *assignLoad) run(ctx context.Context, d time.Duration, maxOps int) *assignPhase {
@@ -212,6 +220,7 @@ func (l *assignLoad) run(ctx context.Context, d time.Duration, maxOps int) *assi
 func (l *assignLoad) client(ctx context.Context, w int, ph *assignPhase, ops *atomic.Int64, maxOps int64) {
 	var connect, release []time.Duration
 	ok, refused, errs := 0, 0, 0
+	var retries [2]int // sent again, succeeded then
 	var firstErr error
 	connectURL, releaseURL := l.url+"/api/v1/connect", l.url+"/api/v1/release"
 	body := []byte(`{"pool":"bench"}`)
@@ -222,7 +231,7 @@ func (l *assignLoad) client(ctx context.Context, w int, ph *assignPhase, ops *at
 		tok := l.tokens[u%len(l.tokens)]
 		var g struct{ Desktop struct{ ID string } }
 		t := time.Now()
-		status, err := call(rctx, l.hc, "POST", connectURL, tok, body, &g)
+		status, err := l.call(rctx, connectURL, tok, body, &g, &retries)
 		connect = append(connect, time.Since(t))
 		switch {
 		case err == nil:
@@ -236,7 +245,8 @@ func (l *assignLoad) client(ctx context.Context, w int, ph *assignPhase, ops *at
 			continue
 		}
 		t = time.Now()
-		_, err = call(rctx, l.hc, "POST", releaseURL, tok, fmt.Appendf(nil, `{"desktop":%q}`, g.Desktop.ID), nil)
+		// A retried release answered 403 (not held) had gone through.
+		_, err = l.call(rctx, releaseURL, tok, fmt.Appendf(nil, `{"desktop":%q}`, g.Desktop.ID), nil, &retries, http.StatusForbidden)
 		release = append(release, time.Since(t))
 		if err != nil {
 			errs++
@@ -247,9 +257,32 @@ func (l *assignLoad) client(ctx context.Context, w int, ph *assignPhase, ops *at
 	defer ph.mu.Unlock()
 	ph.connect, ph.release = append(ph.connect, connect...), append(ph.release, release...)
 	ph.ok, ph.refused, ph.errors = ph.ok+ok, ph.refused+refused, ph.errors+errs
+	ph.retried, ph.retriedOK = ph.retried+retries[0], ph.retriedOK+retries[1]
 	if firstErr != nil && ph.firstErr == "" {
 		ph.firstErr = firstErr.Error()
 	}
+}
+
+// call POSTs body to url; with l.retry, a request the network or the
+// server failed is sent once more after 200 ms (as the cluster test's
+// client does), counted in retries[0], and in retries[1] when it then
+// succeeds. A status in done answering the retry means the first attempt
+// had gone through: success.
+func (l *assignLoad) call(ctx context.Context, url, token string, body []byte, out any, retries *[2]int, done ...int) (int, error) {
+	status, err := call(ctx, l.hc, "POST", url, token, body, out)
+	if !l.retry || err == nil || (status > 0 && status < 500) {
+		return status, err
+	}
+	retries[0]++
+	time.Sleep(200 * time.Millisecond)
+	status, err = call(ctx, l.hc, "POST", url, token, body, out)
+	if err != nil && slices.Contains(done, status) {
+		err = nil
+	}
+	if err == nil {
+		retries[1]++
+	}
+	return status, err
 }
 
 // firstOf keeps the first error.
