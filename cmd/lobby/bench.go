@@ -26,6 +26,7 @@ print a table with the machine they ran on. See BENCHMARKS.md.
   link      console throughput and added latency through an agent's link, next to websockify
   links     one node process holding thousands of agent links: memory, CPU, restart
   takeover  a node killed while its jobs run: time until they run elsewhere, and a new leader
+  cluster   connect+release rate and latency through HAProxy with 1, 2 and 3 nodes on one PostgreSQL
   all       each of them briefly (make bench)
 
 Run lobby bench <name> -h for its flags.
@@ -60,6 +61,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		run = benchLinks(ctx, fs, stdout, stderr)
 	case "takeover":
 		run = benchTakeover(ctx, fs, stdout, stderr)
+	case "cluster":
+		run = benchCluster(ctx, fs, stdout, stderr)
 	case "all":
 		run = benchAll(ctx, fs, stdout, stderr)
 	default:
@@ -200,7 +203,7 @@ func benchLinks(ctx context.Context, fs *flag.FlagSet, stdout, stderr io.Writer)
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of this process over the window at the largest size to FILE")
 	return func() error {
 		var err error
-		if c.Steps, err = parseSizes(*steps); err != nil {
+		if c.Steps, err = parseSizes("--steps", *steps); err != nil {
 			return err
 		}
 		if c.Binary, err = os.Executable(); err != nil {
@@ -237,8 +240,35 @@ func benchTakeover(ctx context.Context, fs *flag.FlagSet, stdout, stderr io.Writ
 	}
 }
 
+func benchCluster(ctx context.Context, fs *flag.FlagSet, stdout, stderr io.Writer) func() error {
+	c := bench.ClusterConfig{Log: stderr}
+	nodes := fs.String("nodes", "1,2,3", "cluster sizes measured, each with fresh nodes on a fresh schema")
+	fs.IntVar(&c.Users, "users", 256, "users created and signed in beforehand (at least --concurrency)")
+	fs.IntVar(&c.Desktops, "desktops", 64, "desktops in the pool")
+	fs.IntVar(&c.Concurrency, "concurrency", 16, "client goroutines, each looping connect then release")
+	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "measured phase per size")
+	fs.DurationVar(&c.Warmup, "warmup", 2*time.Second, "unmeasured phase before it")
+	fs.StringVar(&c.Postgres, "postgres", "", "PostgreSQL URL (default TEST_DATABASE_URL, else a throwaway server)")
+	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "run site 1 in this process and write a CPU profile of each measured phase to FILE, the size added (FILE-3nodes)")
+	fs.StringVar(&c.DataDir, "data", "", "directory under which the temporary directories are made")
+	return func() error {
+		var err error
+		if c.Nodes, err = parseSizes("--nodes", *nodes); err != nil {
+			return err
+		}
+		if c.Binary, err = os.Executable(); err != nil {
+			return fmt.Errorf("find the lobby binary: %w", err)
+		}
+		r, err := bench.RunCluster(ctx, c)
+		if r != nil {
+			r.Print(stdout)
+		}
+		return err
+	}
+}
+
 // parseSizes reads a comma-separated list of counts.
-func parseSizes(s string) ([]int, error) {
+func parseSizes(name, s string) ([]int, error) {
 	var out []int
 	for _, f := range strings.Split(s, ",") {
 		if f = strings.TrimSpace(f); f == "" {
@@ -246,7 +276,7 @@ func parseSizes(s string) ([]int, error) {
 		}
 		n, err := strconv.Atoi(f)
 		if err != nil || n < 1 {
-			return nil, fmt.Errorf("--steps: %q is not a count", f)
+			return nil, fmt.Errorf("%s: %q is not a count", name, f)
 		}
 		out = append(out, n)
 	}

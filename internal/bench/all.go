@@ -15,8 +15,8 @@ type AllConfig struct {
 	// throwaway server.
 	Node NodeConfig
 	// Binary is the lobby executable for the memory benchmark's child
-	// node (empty measures in this process) and for the links and
-	// takeover benchmarks' nodes (empty skips them).
+	// node (empty measures in this process) and for the links, takeover
+	// and cluster benchmarks' nodes (empty skips them).
 	Binary string
 	Log    io.Writer
 }
@@ -91,6 +91,7 @@ func RunAll(ctx context.Context, cfg AllConfig, w io.Writer) error {
 	})
 	allLinks(ctx, cfg, w, sum, step)
 	allTakeover(ctx, cfg, w, sum, step)
+	allCluster(ctx, cfg, w, sum, step)
 	fmt.Fprintf(w, "\n== summary ==\nMachine: %s\n", ReadMachine())
 	sum.write(w)
 	return errors.Join(errs...)
