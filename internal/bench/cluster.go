@@ -90,6 +90,9 @@ type ClusterStep struct {
 	FirstError         string
 	Connect, Release   Summary
 	CPU                ClusterCPU
+	// Idle is the CPU of the cluster before the load, with nobody
+	// using it.
+	Idle ClusterCPU
 	// Profile is site 1's CPU profile (run in this process), with
 	// CPUProfile.
 	Profile *CPUReport
@@ -188,6 +191,15 @@ func clusterStep(ctx context.Context, cfg ClusterConfig, base string, pgPID, nod
 		return nil, err
 	}
 	st := &ClusterStep{Nodes: nodes, Setup: time.Since(t0)}
+	// What the cluster costs with nobody using it: heartbeats, leases,
+	// the work queue's polling, link pings.
+	idle := min(cfg.Duration, 3*time.Second)
+	fmt.Fprintf(cfg.Log, "cluster: %d nodes: idle for %s\n", nodes, idle)
+	cpu0 := readClusterCPU(c, lb, pgPID)
+	if err := sleep(ctx, idle); err != nil {
+		return nil, err
+	}
+	st.Idle = cpuBetween(cpu0, readClusterCPU(c, lb, pgPID))
 
 	l := &assignLoad{url: lbURL, tokens: tokens, hc: NewHTTPClient(cfg.Concurrency), c: cfg.Concurrency, retry: true}
 	var done []*assignPhase
@@ -200,7 +212,7 @@ func clusterStep(ctx context.Context, cfg ClusterConfig, base string, pgPID, nod
 	if err != nil {
 		return nil, err
 	}
-	cpu0 := readClusterCPU(c, lb, pgPID)
+	cpu0 = readClusterCPU(c, lb, pgPID)
 	ph := l.run(ctx, cfg.Duration, 10_000_000)
 	st.CPU = cpuBetween(cpu0, readClusterCPU(c, lb, pgPID))
 	rep, err := prof.Stop()

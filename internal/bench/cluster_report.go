@@ -71,39 +71,45 @@ func (r *ClusterResult) Print(w io.Writer) {
 
 // printCPU writes where the CPU went, per process.
 func (r *ClusterResult) printCPU(w io.Writer) {
-	fmt.Fprintf(w, "CPU over the measured phase, in cores (/proc/PID/stat; PostgreSQL: its server process and backends):\n")
+	fmt.Fprintf(w, "CPU in cores (/proc/PID/stat; PostgreSQL: its server process and backends):\n")
 	t := &table{}
-	t.add("nodes", "each node", "nodes", "PostgreSQL", "HAProxy", "this process", "all of these", "other processes", "CPU per assignment", "so at most")
+	t.add("nodes", "phase", "each node", "nodes", "PostgreSQL", "HAProxy", "this process", "all of these", "other processes", "CPU per assignment", "so at most")
 	for _, s := range r.Steps {
-		x := s.CPU
-		each := make([]string, len(x.Nodes))
-		for i, v := range x.Nodes {
-			each[i] = fmt.Sprintf("%.2f", v)
-			if i == 0 && r.Config.CPUProfile != "" {
-				each[i] = "(here)"
-			}
-		}
-		pg := "?"
-		if x.Postgres >= 0 {
-			pg = fmt.Sprintf("%.2f", x.Postgres)
-		}
-		per, most := "-", "-"
-		if s.Assignments > 0 {
-			d := time.Duration(x.Total() * float64(x.Wall) / float64(s.Assignments))
-			per = Ms(d)
-			most = fmt.Sprintf("%.0f/s", float64(r.Machine.Cores)/d.Seconds())
-		}
-		t.add(fmt.Sprint(s.Nodes), strings.Join(each, " "), fmt.Sprintf("%.2f", x.NodesTotal()), pg, fmt.Sprintf("%.2f", x.Balancer),
-			fmt.Sprintf("%.2f", x.Bench), fmt.Sprintf("%.2f", x.Total()), fmt.Sprintf("%.2f", x.Other), per, most)
+		t.add(r.cpuRow(s, "idle", s.Idle)...)
+		t.add(r.cpuRow(s, "load", s.CPU)...)
 	}
 	t.write(w)
-	fmt.Fprintf(w, "  (this process: the load generator and the agents; CPU per assignment: all of these over the assignments; so at most: the rate if the %d cores did nothing else)\n", r.Machine.Cores)
+	fmt.Fprintf(w, "  (idle: the cluster before the load, nobody using it; this process: the load generator and the agents; CPU per assignment:\n")
+	fmt.Fprintf(w, "  all of these over the assignments; so at most: the rate if the %d cores did nothing else)\n", r.Machine.Cores)
 	for _, s := range r.Steps {
 		if s.CPU.Postgres < 0 {
 			fmt.Fprintf(w, "  PostgreSQL's processes were not found (not on a loopback TCP port of this machine): its CPU is under other processes\n")
 			break
 		}
 	}
+}
+
+// cpuRow is a row of printCPU's table.
+func (r *ClusterResult) cpuRow(s ClusterStep, phase string, x ClusterCPU) []string {
+	each := make([]string, len(x.Nodes))
+	for i, v := range x.Nodes {
+		each[i] = fmt.Sprintf("%.2f", v)
+		if i == 0 && r.Config.CPUProfile != "" {
+			each[i] = "(here)"
+		}
+	}
+	pg := "?"
+	if x.Postgres >= 0 {
+		pg = fmt.Sprintf("%.2f", x.Postgres)
+	}
+	per, most := "-", "-"
+	if s.Assignments > 0 && phase == "load" {
+		d := time.Duration(x.Total() * float64(x.Wall) / float64(s.Assignments))
+		per = Ms(d)
+		most = fmt.Sprintf("%.0f/s", float64(r.Machine.Cores)/d.Seconds())
+	}
+	return []string{fmt.Sprint(s.Nodes), phase, strings.Join(each, " "), fmt.Sprintf("%.2f", x.NodesTotal()), pg, fmt.Sprintf("%.2f", x.Balancer),
+		fmt.Sprintf("%.2f", x.Bench), fmt.Sprintf("%.2f", x.Total()), fmt.Sprintf("%.2f", x.Other), per, most}
 }
 
 // failed counts requests that failed after the retry and desktops held

@@ -36,7 +36,7 @@ func TestCluster(t *testing.T) {
 			t.Errorf("%d nodes: the store's check %+v, want every connect (warm-up too) assigned and released once", s.Nodes, h)
 		}
 		c := s.CPU
-		if len(c.Nodes) != s.Nodes || c.NodesTotal() <= 0 || c.Balancer <= 0 || c.Postgres <= 0 || c.Bench <= 0 {
+		if len(c.Nodes) != s.Nodes || c.NodesTotal() <= 0 || c.Balancer <= 0 || c.Postgres <= 0 || c.Bench <= 0 || s.Idle.Wall <= 0 || len(s.Idle.Nodes) != s.Nodes {
 			t.Errorf("%d nodes: CPU %+v, want every part found and measured", s.Nodes, c)
 		}
 	}
