@@ -73,14 +73,14 @@ func (r *ClusterResult) Print(w io.Writer) {
 func (r *ClusterResult) printCPU(w io.Writer) {
 	fmt.Fprintf(w, "CPU in cores (/proc/PID/stat; PostgreSQL: its server process and backends):\n")
 	t := &table{}
-	t.add("nodes", "phase", "each node", "nodes", "PostgreSQL", "HAProxy", "this process", "all of these", "other processes", "CPU per assignment", "so at most")
+	t.add("nodes", "phase", "each node", "nodes", "PostgreSQL", "HAProxy", "this process", "all of these", "other processes", "CPU per assignment", "so at most", "context switches/s")
 	for _, s := range r.Steps {
 		t.add(r.cpuRow(s, "idle", s.Idle)...)
 		t.add(r.cpuRow(s, "load", s.CPU)...)
 	}
 	t.write(w)
 	fmt.Fprintf(w, "  (idle: the cluster before the load, nobody using it; this process: the load generator and the agents; CPU per assignment:\n")
-	fmt.Fprintf(w, "  all of these over the assignments; so at most: the rate if the %d cores did nothing else)\n", r.Machine.Cores)
+	fmt.Fprintf(w, "  all of these over the assignments; so at most: the rate if the %d cores did nothing else; context switches: the machine's, /proc/stat)\n", r.Machine.Cores)
 	for _, s := range r.Steps {
 		if s.CPU.Postgres < 0 {
 			fmt.Fprintf(w, "  PostgreSQL's processes were not found (not on a loopback TCP port of this machine): its CPU is under other processes\n")
@@ -102,14 +102,15 @@ func (r *ClusterResult) cpuRow(s ClusterStep, phase string, x ClusterCPU) []stri
 	if x.Postgres >= 0 {
 		pg = fmt.Sprintf("%.2f", x.Postgres)
 	}
-	per, most := "-", "-"
+	per, most, switches := "-", "-", fmt.Sprintf("%.0f", x.Switches)
 	if s.Assignments > 0 && phase == "load" {
+		switches += fmt.Sprintf(" (%.1f per assignment)", x.Switches/s.Rate())
 		d := time.Duration(x.Total() * float64(x.Wall) / float64(s.Assignments))
 		per = Ms(d)
 		most = fmt.Sprintf("%.0f/s", float64(r.Machine.Cores)/d.Seconds())
 	}
 	return []string{fmt.Sprint(s.Nodes), phase, strings.Join(each, " "), fmt.Sprintf("%.2f", x.NodesTotal()), pg, fmt.Sprintf("%.2f", x.Balancer),
-		fmt.Sprintf("%.2f", x.Bench), fmt.Sprintf("%.2f", x.Total()), fmt.Sprintf("%.2f", x.Other), per, most}
+		fmt.Sprintf("%.2f", x.Bench), fmt.Sprintf("%.2f", x.Total()), fmt.Sprintf("%.2f", x.Other), per, most, switches}
 }
 
 // failed counts requests that failed after the retry and desktops held
