@@ -193,7 +193,7 @@ func clusterStep(ctx context.Context, cfg ClusterConfig, base string, pgPID, nod
 	st := &ClusterStep{Nodes: nodes, Setup: time.Since(t0)}
 	// What the cluster costs with nobody using it: heartbeats, leases,
 	// the work queue's polling, link pings.
-	idle := min(cfg.Duration, 3*time.Second)
+	idle := min(cfg.Duration/3, 3*time.Second)
 	fmt.Fprintf(cfg.Log, "cluster: %d nodes: idle for %s\n", nodes, idle)
 	cpu0 := readClusterCPU(c, lb, pgPID)
 	if err := sleep(ctx, idle); err != nil {
