@@ -276,7 +276,7 @@ func parseSizes(name, s string) ([]int, error) {
 		}
 		n, err := strconv.Atoi(f)
 		if err != nil || n < 1 {
-			return nil, fmt.Errorf("%s: %q is not a count", name, f)
+			return nil, fmt.Errorf("%s: %q is not a count: give whole numbers from 1 up, separated by commas (e.g. 1,2,3)", name, f)
 		}
 		out = append(out, n)
 	}
