@@ -81,23 +81,7 @@ func TestDatabaseSwitch(t *testing.T) {
 // the first administrator's password and env, and signs in.
 func startNodeAt(tb testing.TB, name, data, listen string, env []string) *node {
 	tb.Helper()
-	n := &node{name: name}
-	n.p = start(tb, "node "+name, append([]string{"LOBBY_ADMIN_PASSWORD=" + adminPW}, env...),
-		"server", "--plain-http", "--listen", listen, "--data", data, "--name", "hub1.test")
-	eventually(tb, "node "+name+" prints its URL", func() bool {
-		if n.p.exited() {
-			tb.Fatalf("node %s exited: %v\n%s", name, n.p.err, n.p.stderr.String())
-		}
-		if m := urlLine.FindStringSubmatch(n.p.stdout.String()); m != nil {
-			n.url = m[1]
-		}
-		return n.url != ""
-	})
-	anon := &client{tb: tb, base: n.url}
-	eventually(tb, "node "+name+" is ready", func() bool {
-		code, _ := anon.call("GET", "/readyz", nil)
-		return code == http.StatusOK
-	})
+	n := launchNode(tb, name, env, "--listen", listen, "--data", data, "--name", "hub1.test")
 	n.admin = n.login(tb, "admin", adminPW)
 	return n
 }

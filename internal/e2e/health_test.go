@@ -19,25 +19,8 @@ import (
 // as an operator does, and waits until it is ready.
 func healthNode(tb testing.TB, name string, site int, pgURL, key string) *node {
 	tb.Helper()
-	n := &node{name: name}
-	n.p = start(tb, "node "+name, []string{"LOBBY_ADMIN_PASSWORD=" + adminPW, "LOBBY_CLUSTER_KEY=" + key},
-		"server", "--plain-http", "--listen", "127.0.0.1:0", "--data", tb.TempDir(), "--name", name,
-		"--postgres", pgURL, "--site-id", fmt.Sprint(site))
-	eventually(tb, "node "+name+" prints its URL", func() bool {
-		if n.p.exited() {
-			tb.Fatalf("node %s exited: %v\n%s", name, n.p.err, n.p.stderr.String())
-		}
-		if m := urlLine.FindStringSubmatch(n.p.stdout.String()); m != nil {
-			n.url = m[1]
-		}
-		return n.url != ""
-	})
-	anon := &client{tb: tb, base: n.url}
-	eventually(tb, "node "+name+" is ready", func() bool {
-		code, _ := anon.call("GET", "/readyz", nil)
-		return code == 200
-	})
-	return n
+	return launchNode(tb, name, []string{"LOBBY_CLUSTER_KEY=" + key},
+		"--listen", "127.0.0.1:0", "--data", tb.TempDir(), "--name", name, "--postgres", pgURL, "--site-id", fmt.Sprint(site))
 }
 
 // lobbyHealth runs `lobby health` with env and returns its exit code and

@@ -34,9 +34,19 @@ func startNode(tb testing.TB, name string) *node {
 // and arguments (a shared PostgreSQL, a site ID).
 func startNodeWith(tb testing.TB, name string, env []string, args ...string) *node {
 	tb.Helper()
+	n := launchNode(tb, name, env, append([]string{"--listen", "127.0.0.1:0", "--data", tb.TempDir(), "--name", name}, args...)...)
+	n.admin = n.login(tb, "admin", adminPW)
+	return n
+}
+
+// launchNode starts `lobby server --plain-http` with args, the first
+// administrator's password and env, and waits until it prints its URL
+// and is ready.
+func launchNode(tb testing.TB, name string, env []string, args ...string) *node {
+	tb.Helper()
 	n := &node{name: name}
 	n.p = start(tb, "node "+name, append([]string{"LOBBY_ADMIN_PASSWORD=" + adminPW}, env...),
-		append([]string{"server", "--plain-http", "--listen", "127.0.0.1:0", "--data", tb.TempDir(), "--name", name}, args...)...)
+		append([]string{"server", "--plain-http"}, args...)...)
 	eventually(tb, "node "+name+" prints its URL", func() bool {
 		if n.p.exited() {
 			tb.Fatalf("node %s exited: %v\n%s", name, n.p.err, n.p.stderr.String())
@@ -51,7 +61,6 @@ func startNodeWith(tb testing.TB, name string, env []string, args ...string) *no
 		code, _ := anon.call("GET", "/readyz", nil)
 		return code == http.StatusOK
 	})
-	n.admin = n.login(tb, "admin", adminPW)
 	return n
 }
 
