@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -27,7 +26,6 @@ import (
 	"lobby/internal/provider"
 	"lobby/internal/provider/memory"
 	"lobby/internal/store"
-	"lobby/internal/store/sqlite"
 )
 
 // node is a hub on a real SQLite store, served over HTTP (as lobby dev
@@ -42,20 +40,8 @@ type node struct {
 
 func newNode(t *testing.T, name string, https bool) *node {
 	t.Helper()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "lobby.db"), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	key, err := pki.ParseClusterKey(pki.NewClusterKeyString())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := pki.LoadOrCreateCA(ctx, st, key, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := newCluster(t)
+	st, ca := c.st, c.ca
 	cert, err := ca.IssueTLS(pki.Identity{Kind: pki.KindNode, ID: "1", Name: name}, time.Now(), pki.NodeLifetime)
 	if err != nil {
 		t.Fatal(err)
