@@ -36,7 +36,10 @@ func TestCluster(t *testing.T) {
 			t.Errorf("%d nodes: the store's check %+v, want every connect (warm-up too) assigned and released once", s.Nodes, h)
 		}
 		c := s.CPU
-		if len(c.Nodes) != s.Nodes || c.NodesTotal() <= 0 || c.Balancer <= 0 || c.Postgres <= 0 || c.Bench <= 0 || s.Idle.Wall <= 0 || len(s.Idle.Nodes) != s.Nodes {
+		// HAProxy's CPU may round to nothing in a window this short (the
+		// kernel counts in 10 ms ticks): it is found (r.Balancer), not
+		// required to be above zero.
+		if len(c.Nodes) != s.Nodes || c.NodesTotal() <= 0 || c.Balancer < 0 || c.Postgres <= 0 || c.Bench <= 0 || s.Idle.Wall <= 0 || len(s.Idle.Nodes) != s.Nodes {
 			t.Errorf("%d nodes: CPU %+v, want every part found and measured", s.Nodes, c)
 		}
 	}
