@@ -17,15 +17,11 @@ import (
 // database at dbURL (`lobby admin db copy`), migrating both to this
 // Lobby's schema first. It does not move the node: Switch does.
 func (t *Tool) Copy(ctx context.Context, dbURL string) error {
-	l, err := t.lock("lobby admin db copy")
+	l, c, ok, err := t.lock("lobby admin db copy")
 	if err != nil {
 		return err
 	}
 	defer l.Release()
-	c, ok, err := datadir.ReadChoice(t.DataDir)
-	if err != nil {
-		return err
-	}
 	if ok && c.Database == datadir.Postgres {
 		return fmt.Errorf("this node moved to PostgreSQL on %s (see %s/%s): its embedded database is from before that, and copying it would bring old data back; to bring the cluster's data into the embedded database, run `lobby admin db switch --embedded --copy`",
 			c.Switched.Format("2006-01-02 15:04"), t.DataDir, datadir.ChoiceFile)

@@ -72,16 +72,25 @@ func (t *Tool) say(format string, args ...any) { fmt.Fprintf(t.Out, format+"\n",
 func (t *Tool) sqlitePath() string { return filepath.Join(t.DataDir, datadir.SQLiteFile) }
 
 // lock takes the data directory, refusing while a node (or another
-// command) uses it.
-func (t *Tool) lock(what string) (*datadir.Lock, error) {
+// command) uses it, and reads the database recorded there (ok false when
+// none is: the embedded one).
+func (t *Tool) lock(what string) (*datadir.Lock, datadir.Choice, bool, error) {
 	if st, err := os.Stat(t.DataDir); err != nil || !st.IsDir() {
-		return nil, fmt.Errorf("data directory %s does not exist: give the node's --data", t.DataDir)
+		return nil, datadir.Choice{}, false, fmt.Errorf("data directory %s does not exist: give the node's --data", t.DataDir)
 	}
 	l, err := datadir.Acquire(t.DataDir, what)
 	if errors.Is(err, datadir.ErrInUse) {
-		return nil, fmt.Errorf("%w; the node must be stopped while its database moves", err)
+		return nil, datadir.Choice{}, false, fmt.Errorf("%w; the node must be stopped while its database moves", err)
 	}
-	return l, err
+	if err != nil {
+		return nil, datadir.Choice{}, false, err
+	}
+	c, ok, err := datadir.ReadChoice(t.DataDir)
+	if err != nil {
+		l.Release()
+		return nil, datadir.Choice{}, false, err
+	}
+	return l, c, ok, nil
 }
 
 // clusterKey parses the given cluster key; ok is false when none is.

@@ -20,15 +20,11 @@ import (
 // embedded database must exist, and the operator is told what the
 // cluster gained since (it stays in PostgreSQL).
 func (t *Tool) SwitchToEmbedded(ctx context.Context, dbURL string, withCopy bool) error {
-	l, err := t.lock("lobby admin db switch")
+	l, prev, hasPrev, err := t.lock("lobby admin db switch")
 	if err != nil {
 		return err
 	}
 	defer l.Release()
-	prev, hasPrev, err := datadir.ReadChoice(t.DataDir)
-	if err != nil {
-		return err
-	}
 	if dbURL == "" && hasPrev {
 		dbURL = prev.Postgres
 	}

@@ -35,15 +35,11 @@ type ToPostgres struct {
 // is, refused while the node's embedded database holds rows the cluster
 // lacks unless p.DiscardLocal, or while a live node holds the site ID.
 func (t *Tool) SwitchToPostgres(ctx context.Context, p ToPostgres) error {
-	l, err := t.lock("lobby admin db switch")
+	l, prev, hasPrev, err := t.lock("lobby admin db switch")
 	if err != nil {
 		return err
 	}
 	defer l.Release()
-	prev, hasPrev, err := datadir.ReadChoice(t.DataDir)
-	if err != nil {
-		return err
-	}
 	onSQLite := !hasPrev || prev.Database == datadir.Embedded
 	if !onSQLite && p.Copy {
 		return fmt.Errorf("this node already runs on PostgreSQL (%s/%s): --copy copies its embedded database, which is from before that switch; leave --copy out, or move the node back with --embedded first", t.DataDir, datadir.ChoiceFile)
