@@ -2,7 +2,6 @@ package pgtest
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 
@@ -12,20 +11,7 @@ import (
 // TestPause: a paused server answers nothing, neither an open connection
 // nor a new one; resumed, it answers again.
 func TestPause(t *testing.T) {
-	if _, err := os.Stat(BinDir); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("PostgreSQL is not installed: %v", err)
-		}
-		t.Skipf("PostgreSQL is not installed: %v", err)
-	}
-	dir, err := os.MkdirTemp("", "pgtest-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir := serverDir(t)
 	srv, err := Start(t.Context(), dir)
 	if err != nil {
 		t.Fatal(err)

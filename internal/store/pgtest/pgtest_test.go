@@ -10,7 +10,11 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-func TestStart(t *testing.T) {
+// serverDir is a directory for a test's own server (its owner may not be
+// the postgres user, so it is open to it); PostgreSQL missing skips the
+// test, or fails it under CI.
+func serverDir(t *testing.T) string {
+	t.Helper()
 	if _, err := os.Stat(BinDir); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("PostgreSQL is not installed: %v", err)
@@ -25,6 +29,11 @@ func TestStart(t *testing.T) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	return dir
+}
+
+func TestStart(t *testing.T) {
+	dir := serverDir(t)
 	ctx := t.Context()
 	start := time.Now()
 	srv, err := Start(ctx, dir)
