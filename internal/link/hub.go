@@ -99,7 +99,18 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Logger.Debug("link upgrade refused", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	h.wg.Add(1)
+	// Counted under the lock that Close takes before it waits, so that no
+	// link is added to a wait under way (a race) or after it (a leak).
+	h.mu.Lock()
+	closed := h.closed
+	if !closed {
+		h.wg.Add(1)
+	}
+	h.mu.Unlock()
+	if closed {
+		raw.Close()
+		return
+	}
 	defer h.wg.Done()
 	defer raw.Close()
 	conn := tls.Server(raw, ServerTLS(h.Cert))
