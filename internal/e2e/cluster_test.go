@@ -343,7 +343,10 @@ func (l *load) user(ctx context.Context, name string) {
 		}
 		l.viewConsole(ctx, name, token, c.Desktop, c.VNCURL)
 		l.unhold(c.Desktop.ID)
-		if code, err := l.call(token, "POST", "/api/v1/release", map[string]string{"desktop": c.Desktop.ID}, nil, http.StatusNotFound, http.StatusConflict); err != nil || code != http.StatusOK {
+		// A retry whose first attempt went through finds the desktop no
+		// longer the user's: a user is told 403 "not assigned to you"
+		// whether it is free or already someone else's.
+		if code, err := l.call(token, "POST", "/api/v1/release", map[string]string{"desktop": c.Desktop.ID}, nil, http.StatusForbidden, http.StatusNotFound, http.StatusConflict); err != nil || code != http.StatusOK {
 			l.fail("%s: release of %s failed twice: %d %v", name, c.Desktop.Name, code, err)
 			return
 		}
