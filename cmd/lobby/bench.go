@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"lobby/internal/auth"
 	"lobby/internal/bench"
 )
 
@@ -21,6 +22,7 @@ print a table with the machine they ran on. See BENCHMARKS.md.
 
   assign    connect+release assignment rate and latency of an in-process node
   login     a start-of-day sign-in storm against the argon2id floor
+  hash      argon2id settings compared: one hash alone, and every core hashing at once
   gateway   /gateway/vnc throughput and added latency next to websockify
   memory    RSS of an idle lobby dev node and Pss of one real desktop
   link      console throughput and added latency through an agent's link, next to websockify
@@ -51,6 +53,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		run = benchAssign(ctx, fs, stdout, stderr)
 	case "login":
 		run = benchLogin(ctx, fs, stdout, stderr)
+	case "hash":
+		run = benchHash(ctx, fs, stdout, stderr)
 	case "gateway":
 		run = benchGateway(ctx, fs, stdout, stderr)
 	case "memory":
@@ -128,6 +132,7 @@ func benchLogin(ctx context.Context, fs *flag.FlagSet, stdout, stderr io.Writer)
 	fs.IntVar(&c.InFlight, "inflight", 256, "people signing in at once")
 	fs.IntVar(&c.Desktops, "desktops", 0, "pool size (default inflight+16; each desktop is released after connect)")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the storm to FILE")
+	fs.Var(&c.Node.PasswordHash, "password-hash", "the node's argon2id settings, m=KiB,t=passes,p=lanes (default the node's)")
 	fs.StringVar(&c.SlowDump, "slow-dump", "", "write every goroutine to FILE once a connect or release takes over 2 s")
 	return func() error {
 		r, err := bench.RunLogin(ctx, c)
@@ -136,6 +141,36 @@ func benchLogin(ctx context.Context, fs *flag.FlagSet, stdout, stderr io.Writer)
 		}
 		return err
 	}
+}
+
+func benchHash(ctx context.Context, fs *flag.FlagSet, stdout, stderr io.Writer) func() error {
+	c := bench.HashConfig{Log: stderr}
+	var sets paramsList
+	fs.Var(&sets, "set", "an argon2id setting to compare, m=KiB,t=passes,p=lanes (repeat; default OWASP's five)")
+	fs.IntVar(&c.Runs, "runs", 32, "verifications timed per goroutine, set and round")
+	fs.IntVar(&c.Rounds, "rounds", 3, "rounds, the sets interleaved")
+	return func() error {
+		c.Sets = sets
+		r, err := bench.RunHash(ctx, c)
+		if r != nil {
+			r.Print(stdout)
+		}
+		return err
+	}
+}
+
+// paramsList is a repeatable flag of argon2id settings.
+type paramsList []auth.Params
+
+func (l *paramsList) String() string { return fmt.Sprint([]auth.Params(*l)) }
+
+func (l *paramsList) Set(s string) error {
+	var p auth.Params
+	if err := p.Set(s); err != nil {
+		return err
+	}
+	*l = append(*l, p)
+	return nil
 }
 
 func benchGateway(ctx context.Context, fs *flag.FlagSet, stdout, stderr io.Writer) func() error {

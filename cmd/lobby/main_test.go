@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"lobby/internal/auth"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -95,7 +97,7 @@ func TestOptionsFromFileEnvironmentAndFlags(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	file := filepath.Join(dir, "lobby.yaml")
-	if err := os.WriteFile(file, []byte("site-id: 4\nlisten: 127.0.0.1:9\nplain-http: true\n"), 0o600); err != nil {
+	if err := os.WriteFile(file, []byte("site-id: 4\nlisten: 127.0.0.1:9\nplain-http: true\npassword-hash: m=19456,t=2,p=1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	m := &Main{Stdout: io.Discard, Stderr: io.Discard, Getenv: env(map[string]string{"LOBBY_SITE_ID": "5", "LOBBY_DATA": dir})}
@@ -105,6 +107,17 @@ func TestOptionsFromFileEnvironmentAndFlags(t *testing.T) {
 	c := m.Config
 	if c.SiteID != 5 || c.Listen != "127.0.0.1:7" || !c.PlainHTTP || c.DataDir != dir {
 		t.Fatalf("got site %d listen %s plain %t data %s", c.SiteID, c.Listen, c.PlainHTTP, c.DataDir)
+	}
+	if c.PasswordHash != (auth.Params{Memory: 19456, Time: 2, Threads: 1}) {
+		t.Fatalf("password-hash from the file: got %s", c.PasswordHash)
+	}
+	// Without the option, the default.
+	m = &Main{Stdout: io.Discard, Stderr: io.Discard, Getenv: env(map[string]string{"LOBBY_DATA": dir})}
+	if err := m.ParseFlags("dev", nil); err != nil {
+		t.Fatal(err)
+	}
+	if m.Config.PasswordHash != auth.DefaultParams {
+		t.Fatalf("default password-hash: got %s, want %s", m.Config.PasswordHash, auth.DefaultParams)
 	}
 }
 
@@ -126,6 +139,7 @@ func TestBadInvocations(t *testing.T) {
 		{"bad log level", []string{"server", "--log-level", "loud"}, 2, "--log-level"},
 		{"bad advertise", []string{"server", "--advertise", "node-b:8443", "--data", dir}, 2, "--advertise: hub \"node-b:8443\" is not a URL like https://node:8443"},
 		{"negative job takeover", []string{"server", "--job-takeover", "-1s", "--data", dir}, 2, "--job-takeover -1s is not valid"},
+		{"weak password hash", []string{"server", "--password-hash", "m=1024,t=1,p=1", "--data", dir}, 2, "weaker than OWASP's guidance"},
 		{"data is a file", []string{"server", "--data", badYAML, "--listen", "127.0.0.1:0"}, 1, "--data"},
 	}
 	for _, tt := range tests {

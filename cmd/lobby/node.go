@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"lobby/internal/auth"
 	"lobby/internal/config"
 	"lobby/internal/datadir"
 	"lobby/internal/jobs"
@@ -40,6 +41,8 @@ func (m *Main) ParseFlags(cmd string, args []string) error {
 	fs.SetOutput(m.Stderr)
 	cfgFile := fs.String("config", "", "YAML file of options (keys are the flag names)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	c.PasswordHash = auth.DefaultParams
+	fs.Var(&c.PasswordHash, "password-hash", "argon2id settings of new password hashes, m=KiB,t=passes,p=lanes (OWASP's or stronger; existing hashes keep theirs)")
 	fs.StringVar(&c.DesktopUser, "desktop-user", "", "run local desktops as this existing unprivileged user (default: one system user per desktop)")
 	if m.dev {
 		fs.StringVar(&c.DataDir, "data", "./lobby-data", "directory for the database, keys and desktops")

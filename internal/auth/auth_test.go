@@ -54,6 +54,47 @@ func TestHashVerify(t *testing.T) {
 	}
 }
 
+// TestParamsSet checks the --password-hash option: OWASP's settings and
+// stronger ones are taken, weaker or malformed ones refused with the fix.
+func TestParamsSet(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in      string
+		want    Params
+		wantErr string
+	}{
+		{"m=7168,t=5,p=1", Params{7168, 5, 1}, ""},
+		{"m=19456,t=2,p=1", Params{19456, 2, 1}, ""},
+		{"m=47104,t=1,p=2", Params{47104, 1, 2}, ""},
+		{"m=65536,t=3,p=4", Params{65536, 3, 4}, ""},
+		{"m=19456,t=1,p=1", Params{}, "weaker than OWASP's guidance: use one of m=47104,t=1,p=1, m=19456,t=2,p=1"},
+		{"m=4096,t=20,p=1", Params{}, "weaker than OWASP's guidance"},
+		{"m=7168,t=0,p=1", Params{}, "passes (t) and lanes (p) must be at least 1"},
+		{"m=7168,t=5,p=0", Params{}, "passes (t) and lanes (p) must be at least 1"},
+		{"m=8388608,t=1,p=1", Params{}, "more than 4 GiB"},
+		{"m=7168,t=5", Params{}, "write them as m=KiB,t=passes,p=lanes, such as m=7168,t=5,p=1"},
+		{"m=7168,t=5,p=1x", Params{}, "is not argon2id parameters"},
+		{"19MiB", Params{}, "is not argon2id parameters"},
+	}
+	for _, tt := range tests {
+		var p Params
+		err := p.Set(tt.in)
+		switch {
+		case tt.wantErr == "" && (err != nil || p != tt.want):
+			t.Errorf("Set(%q) = %v, %v; want %v", tt.in, p, err, tt.want)
+		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+			t.Errorf("Set(%q) error %v; want one containing %q", tt.in, err, tt.wantErr)
+		case tt.wantErr != "" && p != (Params{}):
+			t.Errorf("Set(%q) failed but changed the parameters to %v", tt.in, p)
+		}
+	}
+	for _, p := range OWASPParams {
+		if err := p.Check(); err != nil {
+			t.Errorf("OWASP's %s refused: %v", p, err)
+		}
+	}
+}
+
 // TestFIFOServesInArrivalOrder checks that waiters for a hashing slot are
 // served first come, first served, so nobody starves in a sign-in storm.
 func TestFIFOServesInArrivalOrder(t *testing.T) {

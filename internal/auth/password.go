@@ -21,13 +21,66 @@ type Params struct {
 	Threads uint8
 }
 
-// DefaultParams follow OWASP's password storage guidance for argon2id
-// (19 MiB, 2 iterations, 1 lane).
-var DefaultParams = Params{Memory: 19 * 1024, Time: 2, Threads: 1}
+// OWASPParams are the argon2id settings OWASP's password storage
+// guidance lists as giving an equal level of defense, trading memory for
+// passes: 46 MiB once down to 7 MiB five times.
+var OWASPParams = []Params{
+	{Memory: 46 * 1024, Time: 1, Threads: 1},
+	{Memory: 19 * 1024, Time: 2, Threads: 1},
+	{Memory: 12 * 1024, Time: 3, Threads: 1},
+	{Memory: 9 * 1024, Time: 4, Threads: 1},
+	{Memory: 7 * 1024, Time: 5, Threads: 1},
+}
+
+// DefaultParams is the last of OWASPParams (7 MiB, 5 passes). All five
+// defend equally; this one hashes fastest here, because two hashes at
+// once fit in the processor's cache (2 × 7 MiB; 2 × 19 MiB does not fit
+// a 32 MiB L3, and each core then waits on memory), and each sign-in
+// leaves 7 MiB of garbage instead of 19. See BENCHMARKS.md, sign-in storm.
+var DefaultParams = OWASPParams[len(OWASPParams)-1]
 
 // String formats the parameters as in an encoded hash.
 func (p Params) String() string {
 	return fmt.Sprintf("m=%d,t=%d,p=%d", p.Memory, p.Time, p.Threads)
+}
+
+// Set parses parameters written as in an encoded hash ("m=7168,t=5,p=1")
+// and refuses any weaker than OWASP's guidance, so that it serves as a
+// flag.
+func (p *Params) Set(s string) error {
+	var q Params
+	var rest string
+	if n, _ := fmt.Sscanf(s+"$", "m=%d,t=%d,p=%d%s", &q.Memory, &q.Time, &q.Threads, &rest); n != 4 || rest != "$" {
+		return fmt.Errorf("%q is not argon2id parameters: write them as m=KiB,t=passes,p=lanes, such as %s", s, DefaultParams)
+	}
+	if err := q.Check(); err != nil {
+		return err
+	}
+	*p = q
+	return nil
+}
+
+// Check refuses parameters weaker than OWASP's guidance: at least 7 MiB,
+// and at least as much memory times passes as its weakest setting.
+func (p Params) Check() error {
+	weakest := OWASPParams[len(OWASPParams)-1]
+	switch {
+	case p.Threads == 0 || p.Time == 0:
+		return fmt.Errorf("argon2id parameters %s: passes (t) and lanes (p) must be at least 1", p)
+	case p.Memory > 4<<20:
+		return fmt.Errorf("argon2id parameters %s: more than 4 GiB of memory (m) per hash would stop the node", p)
+	case p.Memory < weakest.Memory || uint64(p.Memory)*uint64(p.Time) < uint64(weakest.Memory)*uint64(weakest.Time):
+		return fmt.Errorf("argon2id parameters %s are weaker than OWASP's guidance: use one of %s", p, owaspList())
+	}
+	return nil
+}
+
+func owaspList() string {
+	s := make([]string, len(OWASPParams))
+	for i, p := range OWASPParams {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ", ")
 }
 
 // Hasher hashes and verifies passwords. Hashing is the costliest thing a
@@ -84,7 +137,14 @@ func (h *Hasher) derive(ctx context.Context, password string, salt []byte, p Par
 	if err := h.queue.acquire(ctx); err != nil {
 		return nil, err
 	}
-	defer h.queue.release()
+	defer func() {
+		if h.queue.release() == 0 {
+			heapRoom.calm()
+		}
+	}()
+	if h.queue.queued() > 0 {
+		heapRoom.busy(stormRoom(p.Memory))
+	}
 	return argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, 32), nil
 }
 
@@ -150,10 +210,19 @@ func (f *fifo) acquire(ctx context.Context) error {
 	}
 }
 
-func (f *fifo) release() {
+// release frees a slot and returns how many wait.
+func (f *fifo) release() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.releaseLocked()
+	return len(f.waiters)
+}
+
+// queued is how many wait for a slot.
+func (f *fifo) queued() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.waiters)
 }
 
 func (f *fifo) releaseLocked() {

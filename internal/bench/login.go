@@ -70,13 +70,13 @@ type LoginResult struct {
 // reused hash; every sign-in verifies a full argon2id hash.
 func RunLogin(ctx context.Context, cfg LoginConfig) (_ *LoginResult, err error) {
 	cfg.defaults()
-	res := &LoginResult{Machine: ReadMachine(), Config: cfg, Params: auth.DefaultParams, HashSlots: cfg.Node.HashSlots}
+	res := &LoginResult{Machine: ReadMachine(), Config: cfg, Params: cfg.Node.passwordHash(), HashSlots: cfg.Node.HashSlots}
 	if res.HashSlots <= 0 {
 		res.HashSlots = res.Machine.GOMAXPROCS
 	}
 	const pw = "storm password 1"
 	fmt.Fprintf(cfg.Log, "login: timing %d argon2id verifications (%s)\n", cfg.HashRuns, res.Params)
-	if res.HashOne, res.HashParallel, err = timeHashes(ctx, pw, cfg.HashRuns, res.Machine.GOMAXPROCS); err != nil {
+	if res.HashOne, res.HashParallel, err = timeHashes(ctx, res.Params, pw, cfg.HashRuns, res.Machine.GOMAXPROCS); err != nil {
 		return nil, err
 	}
 	res.Floor = time.Duration(int64(cfg.Users) * int64(res.HashOne) / int64(res.Machine.GOMAXPROCS))
@@ -119,8 +119,8 @@ func RunLogin(ctx context.Context, cfg LoginConfig) (_ *LoginResult, err error) 
 // timeHashes times verifications of one password hash with the node's
 // parameters: runs of them on one goroutine (median), then the rate of
 // runs on each of one goroutine per core at once.
-func timeHashes(ctx context.Context, pw string, runs, cores int) (time.Duration, float64, error) {
-	h := auth.NewHasher(auth.DefaultParams, cores)
+func timeHashes(ctx context.Context, p auth.Params, pw string, runs, cores int) (time.Duration, float64, error) {
+	h := auth.NewHasher(p, cores)
 	enc, err := h.Hash(ctx, pw)
 	if err != nil {
 		return 0, 0, err

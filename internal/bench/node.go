@@ -37,7 +37,18 @@ type NodeConfig struct {
 	// HashSlots is the number of concurrent password hashes; 0 is one per
 	// CPU, the node's default.
 	HashSlots int
-	Logger    *slog.Logger
+	// PasswordHash is the node's argon2id settings; zero is the node's
+	// default (auth.DefaultParams).
+	PasswordHash auth.Params
+	Logger       *slog.Logger
+}
+
+// passwordHash is the argon2id settings the node runs with.
+func (c NodeConfig) passwordHash() auth.Params {
+	if c.PasswordHash == (auth.Params{}) {
+		return auth.DefaultParams
+	}
+	return c.PasswordHash
 }
 
 // Node is a real node (server.New and Run, HTTP over loopback TCP) in
@@ -80,7 +91,7 @@ func StartNode(ctx context.Context, cfg NodeConfig) (_ *Node, err error) {
 	pw := auth.RandomPassword()
 	scfg := server.Config{
 		Listen: "127.0.0.1:0", DataDir: dir, PlainHTTP: true, AdminPassword: pw,
-		LocalAgent: true, Provider: cfg.Provider, HashSlots: cfg.HashSlots, Logger: cfg.Logger, Version: "bench",
+		LocalAgent: true, Provider: cfg.Provider, HashSlots: cfg.HashSlots, PasswordHash: cfg.passwordHash(), Logger: cfg.Logger, Version: "bench",
 	}
 	n.StoreInfo = "SQLite (WAL, synchronous=NORMAL) in " + dir
 	switch cfg.Store {

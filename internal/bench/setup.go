@@ -56,7 +56,7 @@ func (n *Node) MakePool(ctx context.Context, name string, size int, timeout time
 // as the node) and the encoded hash reused, to save setup time. Signing
 // in still verifies the full hash each time.
 func (n *Node) CreateUsers(ctx context.Context, prefix string, count int, password string) ([]string, error) {
-	hash, err := auth.NewHasher(auth.DefaultParams, 1).Hash(ctx, password)
+	hash, err := auth.NewHasher(n.Server.Auth.Hasher.Params, 1).Hash(ctx, password)
 	if err != nil {
 		return nil, err
 	}

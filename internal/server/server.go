@@ -90,9 +90,10 @@ type Config struct {
 	// default (jobs.DefaultTakeoverAfter), negative never.
 	JobTakeover time.Duration
 
-	HashSlots int // concurrent password hashes; default one per CPU
-	Version   string
-	Logger    *slog.Logger
+	HashSlots    int         // concurrent password hashes; default one per CPU
+	PasswordHash auth.Params // argon2id settings of new password hashes; default auth.DefaultParams
+	Version      string
+	Logger       *slog.Logger
 }
 
 func (c *Config) validate() error {
@@ -209,7 +210,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := s.openStore(ctx); err != nil {
 		return nil, err
 	}
-	s.Auth, err = auth.New(ctx, s.Store, auth.NewHasher(auth.DefaultParams, cfg.HashSlots), s.log)
+	s.Auth, err = auth.New(ctx, s.Store, auth.NewHasher(cfg.passwordHash(), cfg.HashSlots), s.log)
 	if err != nil {
 		return nil, err
 	}
@@ -589,4 +590,13 @@ func (s *Server) Close() error {
 		}
 	})
 	return errors.Join(errs...)
+}
+
+// passwordHash is the argon2id settings of new hashes: the configured
+// ones, or the default.
+func (c *Config) passwordHash() auth.Params {
+	if c.PasswordHash == (auth.Params{}) {
+		return auth.DefaultParams
+	}
+	return c.PasswordHash
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"lobby/internal/auth"
 	"lobby/internal/pki"
 	"lobby/internal/provider/memory"
 	"lobby/internal/store/pgtest"
@@ -404,5 +405,39 @@ func TestDataDirNotWritable(t *testing.T) {
 	_, err := New(context.Background(), Config{DataDir: dir, PlainHTTP: true, Listen: "127.0.0.1:0"})
 	if err == nil || !strings.Contains(err.Error(), "not writable") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// TestPasswordHashSetting checks that --password-hash sets the argon2id
+// settings of new hashes (the first administrator's here), and that the
+// default is auth.DefaultParams.
+func TestPasswordHashSetting(t *testing.T) {
+	t.Parallel()
+	for _, p := range []auth.Params{{}, {Memory: 9216, Time: 4, Threads: 1}} {
+		cfg := Config{
+			Listen: "127.0.0.1:0", DataDir: t.TempDir(), PlainHTTP: true, AdminPassword: adminPW, HashSlots: 2,
+			PasswordHash: p, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		}
+		s, url := start(t, cfg)
+		// Signing in waits for the node to serve, and checks the hash.
+		resp, err := http.Post(url+"/api/v1/login", "application/json", strings.NewReader(`{"username":"admin","password":"`+adminPW+`"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("sign in with PasswordHash %v: %s", p, resp.Status)
+		}
+		want := p
+		if want == (auth.Params{}) {
+			want = auth.DefaultParams
+		}
+		_, hash, err := s.Store.GetUserByName(context.Background(), "admin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if prefix := "$argon2id$v=19$" + want.String() + "$"; !strings.HasPrefix(hash, prefix) {
+			t.Errorf("PasswordHash %v: the admin's hash %.40s... does not start with %s", p, hash, prefix)
+		}
 	}
 }
