@@ -54,6 +54,22 @@ func (s *Service) linked(hostID string) bool {
 	return false
 }
 
+// linkedElsewhere names the node a host is linked to when that is
+// another node, alive as far as this one can tell: the store says the
+// host is up at that node's site, and this node's link to it is up. A
+// host last seen at a node that is gone is not linked anywhere.
+func (s *Service) linkedElsewhere(h *lobby.Host) string {
+	if s.Hub == nil || h.State != lobby.HostUp || h.SiteID == 0 {
+		return ""
+	}
+	for _, st := range s.Hub.Links() {
+		if st.Kind == "node" && st.State == "up" && st.PeerSiteID == h.SiteID && st.SiteID != h.SiteID {
+			return st.Peer
+		}
+	}
+	return ""
+}
+
 // RevokeHost revokes a host's link certificate and cuts its link at once;
 // its agent is refused from then on, until it joins again with a new
 // token. Administrators only. Errors: not found; conflict for the node's
@@ -85,7 +101,8 @@ func (s *Service) RevokeHost(ctx context.Context, a Actor, ref string) (*lobby.H
 }
 
 // RemoveHost deletes a host's record. It is refused (conflict) while the
-// host is linked to this node (revoke it or stop its agent first) and
+// host is linked to this node or to another live one (revoke it or stop
+// its agent first) and
 // while desktops remain on it (delete them first). Administrators only;
 // not found for an unknown host.
 func (s *Service) RemoveHost(ctx context.Context, a Actor, ref string) error {
@@ -98,6 +115,9 @@ func (s *Service) RemoveHost(ctx context.Context, a Actor, ref string) error {
 	}
 	if s.linked(h.ID) {
 		return lobby.Errorf(lobby.KindConflict, "host %s is linked to this node: revoke it first (lobby hosts revoke %s) or stop its agent, then remove it", h.Name, h.Name)
+	}
+	if node := s.linkedElsewhere(h); node != "" {
+		return lobby.Errorf(lobby.KindConflict, "host %s is linked to node %s: revoke it first (lobby hosts revoke %s) or stop its agent, then remove it", h.Name, node, h.Name)
 	}
 	err = s.Store.InTx(ctx, func(q store.Queries) error {
 		if err := q.DeleteHost(ctx, h.ID); errors.Is(err, store.ErrConflict) {

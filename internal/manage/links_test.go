@@ -307,6 +307,23 @@ func TestRemoveHost(t *testing.T) {
 		t.Fatalf("audit %+v", evs)
 	}
 
+	// A host linked to another node, whose node link is up, is refused
+	// too; once that node's link is down, its record goes.
+	far := f.addHost(t, "far", "04")
+	if err := f.st.SetHostState(f.ctx, far.ID, lobby.HostUp, 2, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	f.hub.links = append(f.hub.links, link.Status{Kind: "node", State: "up", SiteID: 1, Peer: "node-b", PeerSiteID: 2})
+	err = f.m.RemoveHost(f.ctx, adminActor, "far")
+	wantKind(t, err, lobby.KindConflict, "")
+	if !strings.Contains(err.Error(), "linked to node node-b") {
+		t.Errorf("far: %v", err)
+	}
+	f.hub.links[len(f.hub.links)-1].State = "connecting"
+	if err := f.m.RemoveHost(f.ctx, adminActor, "far"); err != nil {
+		t.Fatalf("far, its node's link down: %v", err)
+	}
+
 	// Without a hub (a node with no links), nothing is linked.
 	alone := *f.m
 	alone.Hub = nil
