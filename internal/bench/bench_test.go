@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"lobby/internal/auth"
 	"lobby/internal/store/pgtest"
 )
 
@@ -64,6 +65,28 @@ func TestLogin(t *testing.T) {
 		t.Fatalf("result %+v", r)
 	}
 	printed(t, r.Print, "floor", "time to desktop", "Fairness")
+}
+
+// TestHash is not parallel: it counts the process's allocations.
+func TestHash(t *testing.T) {
+	sets := []auth.Params{auth.OWASPParams[3], auth.OWASPParams[4]}
+	r, err := RunHash(context.Background(), HashConfig{Sets: sets, Runs: 1, Rounds: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Sets) != 2 {
+		t.Fatalf("%d sets measured, want 2", len(r.Sets))
+	}
+	for i, s := range r.Sets {
+		if s.Params != sets[i] || len(s.One) != 2 || len(s.Parallel) != 2 || s.One[1] <= 0 || s.Parallel[1] <= 0 {
+			t.Fatalf("set %d: %+v", i, s)
+		}
+		// Each hash allocates its memory: m KiB.
+		if want := float64(s.Params.Memory) / 1024; s.AllocMiB < want*0.9 || s.AllocMiB > want*1.5 {
+			t.Errorf("%s: %.1f MiB allocated per hash, want about %.0f", s.Params, s.AllocMiB, want)
+		}
+	}
+	printed(t, r.Print, "m=9216,t=4,p=1", "m=7168,t=5,p=1", "storm floor")
 }
 
 func TestGateway(t *testing.T) {
