@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -30,8 +31,15 @@ type Config struct {
 	SiteID  int
 	Workers int // concurrent jobs on this node; default 20
 	Logger  *slog.Logger
-	// PollInterval is how often idle workers look for new jobs; SQLite
-	// has no notifications, so this bounds job latency. Default 50 ms.
+	// PollInterval is how often idle workers look for jobs that no
+	// insert announced: retries falling due, jobs taken over or handed
+	// over. Default 1 s on SQLite, where River wakes this node's workers
+	// at once for each job inserted outside a transaction (see
+	// sqliteDriver; SQLite is one node, and every insert is this one's),
+	// so the poll is an idle cost that bounds only those; 50 ms on
+	// PostgreSQL, where jobs are moved between nodes' queues without a
+	// notification. A job inserted inside a transaction (InsertTx) would
+	// wait for the poll on SQLite: there are none.
 	PollInterval time.Duration
 
 	// Instance names this process (cluster.Member.Instance); River's
@@ -53,6 +61,12 @@ type Config struct {
 	Now       func() time.Time
 }
 
+// The default poll intervals (see Config.PollInterval).
+const (
+	sqlitePollInterval = time.Second
+	pgPollInterval     = 50 * time.Millisecond
+)
+
 // DefaultTakeoverAfter is how long a node's heartbeat (every second) must
 // stand still before its jobs move: three missed beats. A node thought
 // dead too early costs a resent command that its host answers from
@@ -71,9 +85,6 @@ func (c *Config) validate() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
-	}
-	if c.PollInterval == 0 {
-		c.PollInterval = 50 * time.Millisecond
 	}
 	if c.Instance == "" {
 		c.Instance = lobby.NewID("ins")
@@ -98,6 +109,18 @@ func (c *Config) validate() error {
 	}
 	return nil
 }
+
+// sqliteDriver is River's SQLite driver without its listener. That
+// listener polls a table of notifications (every 50 ms) unless the client
+// is PollOnly; and a PollOnly client still believes inserts are announced
+// through it, so nothing but the workers' poll finds a new job. A driver
+// without a listener is what River knows how to run on SQLite: it wakes
+// this process's workers itself for every job inserted outside a
+// transaction, and cancels running jobs at once, with no table polled.
+type sqliteDriver struct{ *riversqlite.Driver }
+
+func (sqliteDriver) SupportsListener() bool     { return false }
+func (sqliteDriver) SupportsListenNotify() bool { return false }
 
 // riverClient is the part of *river.Client[TTx] the queue uses; it does
 // not depend on TTx, so one Queue serves both drivers.
@@ -146,22 +169,23 @@ func New(cfg Config) (*Queue, error) {
 			SiteQueue(cfg.SiteID): {MaxWorkers: cfg.Workers},
 			river.QueueDefault:    {MaxWorkers: max(1, cfg.Workers/4)},
 		},
-		Workers:           workers,
-		Middleware:        []rivertype.Middleware{river.WorkerMiddlewareFunc(q.guard)},
-		FetchCooldown:     10 * time.Millisecond,
-		FetchPollInterval: cfg.PollInterval,
-		MaxAttempts:       5,
-		JobTimeout:        5 * time.Minute,
+		Workers:       workers,
+		Middleware:    []rivertype.Middleware{river.WorkerMiddlewareFunc(q.guard)},
+		FetchCooldown: 10 * time.Millisecond,
+		MaxAttempts:   5,
+		JobTimeout:    5 * time.Minute,
 	}
 	var err error
 	switch h := cfg.Store.(type) {
 	case interface{ Pool() *pgxpool.Pool }:
+		rcfg.FetchPollInterval = cmp.Or(cfg.PollInterval, pgPollInterval)
 		q.db = db{pg: h.Pool()}
 		q.client, err = river.NewClient(riverpgxv5.New(h.Pool()), rcfg)
 	case interface{ Writer() *sql.DB }:
 		q.db = db{lite: h.Writer()}
 		rcfg.PollOnly = true
-		q.client, err = river.NewClient(riversqlite.New(h.Writer()), rcfg)
+		rcfg.FetchPollInterval = cmp.Or(cfg.PollInterval, sqlitePollInterval)
+		q.client, err = river.NewClient[*sql.Tx](sqliteDriver{riversqlite.New(h.Writer())}, rcfg)
 	default:
 		return nil, fmt.Errorf("jobs: store %T offers no database handle for the queue", cfg.Store)
 	}
