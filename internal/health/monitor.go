@@ -33,8 +33,14 @@ type MonitorConfig struct {
 	// against the database's clock is what the monitor measures.
 	Now func() time.Time
 
-	Every      time.Duration // a round: clock, record, watchdog (1 s)
+	Every      time.Duration // a round: clock, watchdog, and the record when due (1 s)
 	ProbeEvery time.Duration // probes of the nodes' addresses (5 s)
+	// RecordEvery is how often the round writes the node's health record
+	// (default 5 rounds): at once when the node's readiness changed. The
+	// record lists every agent linked to the node, a row of hundreds of
+	// KiB with thousands of links; read by the health check, which calls
+	// a record stale after cluster.DefaultStaleAfter (10 s).
+	RecordEvery time.Duration
 
 	// What the node knows of itself: the CA fingerprint (hex), its link
 	// certificate (PEM), and its HTTPS certificate's expiry (a function,
@@ -46,11 +52,16 @@ type MonitorConfig struct {
 	Links func() []store.AgentLink
 }
 
-// Monitor records a node's health in the store once a second and feeds
-// its watchdog.
+// Monitor measures a node's health once a second, records it in the
+// store every few seconds, and feeds its watchdog.
 type Monitor struct {
 	cfg MonitorConfig
 	log *slog.Logger
+
+	// The last record written: when, and the readiness it said (the
+	// round's own).
+	recorded     time.Time
+	lastNotReady string
 
 	mu     sync.Mutex
 	probes []store.NodeProbe // the latest round of probes
@@ -77,6 +88,9 @@ func NewMonitor(cfg MonitorConfig) (*Monitor, error) {
 	if cfg.ProbeEvery <= 0 {
 		cfg.ProbeEvery = DefaultProbeEvery
 	}
+	if cfg.RecordEvery <= 0 {
+		cfg.RecordEvery = 5 * cfg.Every
+	}
 	return &Monitor{cfg: cfg, log: cfg.Logger.With("component", "health")}, nil
 }
 
@@ -100,7 +114,7 @@ func (m *Monitor) Run(ctx context.Context) {
 }
 
 // round measures the clock against the database's, records the node's
-// health, and tells the watchdog whether the store answered.
+// health when due, and tells the watchdog whether the store answered.
 func (m *Monitor) round(ctx context.Context) {
 	wd := m.cfg.Watchdog
 	defer wd.Beat(LoopMonitor)
@@ -121,22 +135,28 @@ func (m *Monitor) round(ctx context.Context) {
 		return
 	}
 	m.checkHeartbeat(nodes, t1)
+	m.mu.Lock()
+	m.nodes = nodes
+	probes := m.probes
+	m.mu.Unlock()
 	h := &store.NodeHealth{
-		SiteID: m.cfg.SiteID, Instance: m.cfg.Instance, ClockSkew: skew, StoreRTT: rtt, LoopLag: wd.TakeLag(),
-		CAFingerprint: m.cfg.CAFingerprint, LinkCert: m.cfg.LinkCert,
+		SiteID: m.cfg.SiteID, Instance: m.cfg.Instance, ClockSkew: skew, StoreRTT: rtt,
+		CAFingerprint: m.cfg.CAFingerprint, LinkCert: m.cfg.LinkCert, Probes: probes,
 	}
 	if why := wd.Check(); why != nil {
 		h.NotReady = why.Error()
 	}
+	if !m.recorded.IsZero() && t1.Sub(m.recorded) < m.cfg.RecordEvery && h.NotReady == m.lastNotReady {
+		wd.StoreOK() // the store answered; the record is not due
+		return
+	}
+	h.LoopLag = wd.TakeLag() // the worst since the last record
 	if m.cfg.WebCertExpires != nil {
 		h.WebCertExpires = m.cfg.WebCertExpires()
 	}
 	if m.cfg.Links != nil {
 		h.Links = m.cfg.Links()
 	}
-	m.mu.Lock()
-	m.nodes, h.Probes = nodes, m.probes
-	m.mu.Unlock()
 	if err := m.cfg.Store.RecordNodeHealth(sctx, h); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			// The node's row was removed (an operator forgot it): the
@@ -147,6 +167,7 @@ func (m *Monitor) round(ctx context.Context) {
 		m.storeFailed(ctx, err)
 		return
 	}
+	m.recorded, m.lastNotReady = t1, h.NotReady
 	wd.StoreOK()
 }
 
