@@ -50,6 +50,7 @@ type Hub struct {
 
 	sweepOnce sync.Once
 	sweepStop chan struct{}
+	ticks     ticks // the sweeper's, for dozing readers (doze.go)
 }
 
 // maxRefused is how many refusals the link list remembers.

@@ -104,6 +104,10 @@ func (h *Hub) serveLeaf(conn *tls.Conn, hello linkproto.Hello, st Status) {
 	st.Kind, st.State, st.Hub, st.SiteID, st.Since = "leaf", "up", h.Name, h.SiteID, now
 	st.Ping, st.Upstreams = linkproto.Duration(ping), hello.Upstreams
 	l := &leaf{hub: h, sess: sess, status: st, ping: ping, watch: newWatch(conn, ping)}
+	if l.watch != nil && ping >= minDoze && ping <= maxDoze {
+		// Quiet: nothing open but the agent's report stream.
+		l.watch.ws.doze(ping, func() bool { return sess.NumStreams() == 1 }, &h.ticks)
+	}
 	l.agentStreams = agentStreams{where: "host " + st.Peer, open: func() (net.Conn, error) { return sess.OpenStream() }}
 	if !h.add(l) {
 		return // the node is closing
@@ -372,6 +376,7 @@ func (h *Hub) sweep(stop <-chan struct{}) {
 		case <-stop:
 			return
 		case now := <-t.C:
+			h.ticks.fire(now, false) // dozing readers whose heartbeats are due
 			h.mu.Lock()
 			ls = ls[:0]
 			for _, l := range h.leaves {
@@ -402,6 +407,7 @@ func (h *Hub) Close() {
 		close(h.sweepStop)
 		h.sweepStop = nil
 	}
+	h.ticks.fire(time.Time{}, true)
 	ls := make([]*leaf, 0, len(h.leaves))
 	for _, l := range h.leaves {
 		ls = append(ls, l)

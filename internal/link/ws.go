@@ -62,6 +62,7 @@ const (
 type WS struct {
 	conn   net.Conn      // for deadlines, addresses and Close
 	r      *bufio.Reader // the bytes after the upgrade
+	src    *socketReader // what r reads
 	w      io.Writer     // where frames are written (conn, or the HTTP client's body)
 	client bool          // a client masks its frames (RFC 6455 §5.3)
 
@@ -82,6 +83,7 @@ type WS struct {
 
 	lastRead atomic.Int64 // unix nanoseconds of the last frame read
 	onPong   atomic.Pointer[func(payload []byte)]
+	dz       dozeState // see doze.go
 
 	closeOnce sync.Once
 	closeErr  error
@@ -90,7 +92,10 @@ type WS struct {
 var _ net.Conn = (*WS)(nil)
 
 func newWS(conn net.Conn, r io.Reader, w io.Writer, client bool) *WS {
-	ws := &WS{conn: conn, r: bufio.NewReaderSize(r, wsReadBuffer), w: w, client: client, peerClosed: make(chan struct{})}
+	ws := &WS{conn: conn, w: w, client: client, peerClosed: make(chan struct{})}
+	ws.src = &socketReader{ws: ws, r: r}
+	ws.r = bufio.NewReaderSize(ws.src, wsReadBuffer)
+	ws.dz.wake = make(chan struct{}, 1)
 	ws.lastRead.Store(time.Now().UnixNano())
 	return ws
 }
@@ -102,7 +107,10 @@ func (ws *WS) LastRead() time.Time { return time.Unix(0, ws.lastRead.Load()) }
 func (ws *WS) OnPong(f func(payload []byte)) { ws.onPong.Store(&f) }
 
 // Ping sends a ping frame; the peer's reader answers it with a pong.
-func (ws *WS) Ping(payload []byte) error { return ws.writeFrame(opPing, payload) }
+func (ws *WS) Ping(payload []byte) error {
+	ws.dz.pinged.Store(true) // a dozing reader stays awake for the pong
+	return ws.writeFrame(opPing, payload)
+}
 
 // Read reads the payload of binary frames, answering pings and noting
 // pongs on the way.
@@ -118,6 +126,9 @@ func (ws *WS) Read(p []byte) (int, error) {
 
 func (ws *WS) read(p []byte) (int, error) {
 	for ws.left == 0 {
+		if ws.r.Buffered() == 0 {
+			ws.sleep()
+		}
 		op, n, err := ws.readHeader()
 		if err != nil {
 			return 0, err
@@ -140,6 +151,9 @@ func (ws *WS) read(p []byte) (int, error) {
 					return 0, err
 				}
 			case opPong:
+				if len(payload) > 0 { // an answer, not a heartbeat
+					ws.dz.pinged.Store(false)
+				}
 				if f := ws.onPong.Load(); f != nil {
 					(*f)(payload)
 				}
@@ -301,6 +315,7 @@ func (ws *WS) writeFrame(op byte, payload []byte) error {
 		ws.wbuf = b
 	}
 	_, err := ws.w.Write(b)
+	ws.wrote()
 	return err
 }
 
@@ -314,6 +329,8 @@ const closeWait = time.Second
 // bytes this side wrote (a refusal, a result).
 func (ws *WS) Close() error {
 	ws.closeOnce.Do(func() {
+		ws.dz.closing.Store(true)
+		ws.poke()
 		_ = ws.conn.SetWriteDeadline(time.Now().Add(closeWait))
 		_ = ws.writeFrame(opClose, []byte{0x03, 0xe8}) // 1000: normal closure
 		if ws.rmu.TryLock() {
@@ -401,7 +418,13 @@ func Accept(w http.ResponseWriter, r *http.Request) (net.Conn, error) {
 		ahead, _ := brw.Reader.Peek(n)
 		r0 = io.MultiReader(bytes.NewReader(bytes.Clone(ahead)), conn)
 	}
-	return newWS(conn, r0, conn, false), nil
+	ws := newWS(conn, r0, conn, false)
+	if tc, ok := conn.(*net.TCPConn); ok && r0 == io.Reader(conn) {
+		// The reader reads the socket itself: it may read it without
+		// waiting (see doze.go).
+		ws.src.direct, _ = tc.SyscallConn()
+	}
+	return ws, nil
 }
 
 // Dial opens the outer transport to a hub: a WebSocket whose bytes the
