@@ -50,7 +50,8 @@ type Hub struct {
 
 	sweepOnce sync.Once
 	sweepStop chan struct{}
-	ticks     ticks // the sweeper's, for dozing readers (doze.go)
+	fresh     []*leaf // links added since the last sweep
+	ticks     ticks   // the sweeper's, for dozing readers (doze.go)
 }
 
 // maxRefused is how many refusals the link list remembers.

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/yamux"
@@ -37,6 +38,7 @@ type leaf struct {
 	reconciledAt time.Time
 	errMu        sync.Mutex
 	err          string
+	gone         atomic.Bool // unregistered: the sweeper drops it
 }
 
 var _ hostconn.Conn = (*leaf)(nil)
@@ -148,6 +150,9 @@ func (h *Hub) add(l *leaf) bool {
 	}
 	old := h.leaves[l.status.HostID]
 	h.leaves[l.status.HostID] = l
+	if l.watch != nil {
+		h.fresh = append(h.fresh, l)
+	}
 	h.mu.Unlock()
 	if old != nil {
 		old.setError("replaced by a newer link of the same host")
@@ -159,6 +164,7 @@ func (h *Hub) add(l *leaf) bool {
 
 // remove unregisters l; false when a newer link of the host replaced it.
 func (h *Hub) remove(l *leaf) bool {
+	l.gone.Store(true)
 	h.Hosts.Remove(l.status.HostID, l)
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -350,52 +356,6 @@ func (h *Hub) cutLocal(hostID, why string) bool {
 // reconcileEvery is how often a report is reconciled with the store even
 // when the host's desktops did not change.
 const reconcileEvery = 5 * time.Minute
-
-// sweepEvery is how often the hub checks its links' liveness.
-const sweepEvery = 250 * time.Millisecond
-
-// startSweep starts the hub's one liveness sweeper (see Heartbeat): one
-// goroutine for every link, instead of a timer each.
-func (h *Hub) startSweep() {
-	h.sweepOnce.Do(func() {
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		if !h.closed {
-			h.sweepStop = make(chan struct{})
-			go h.sweep(h.sweepStop)
-		}
-	})
-}
-
-func (h *Hub) sweep(stop <-chan struct{}) {
-	t := time.NewTicker(sweepEvery)
-	defer t.Stop()
-	var ls []*leaf
-	for {
-		select {
-		case <-stop:
-			return
-		case now := <-t.C:
-			h.ticks.fire(now, false) // dozing readers whose heartbeats are due
-			h.mu.Lock()
-			ls = ls[:0]
-			for _, l := range h.leaves {
-				if l.watch != nil {
-					ls = append(ls, l)
-				}
-			}
-			h.mu.Unlock()
-			for _, l := range ls {
-				if err := l.watch.check(now); err != nil {
-					l.setError(err.Error())
-					h.unlink(l)
-					go l.sess.Close()
-				}
-			}
-			clear(ls) // keep no ended link alive until the next sweep
-		}
-	}
-}
 
 // Close ends every link (the node is stopping) and waits for them.
 // Http.Server.Shutdown does not close upgraded connections, so the node

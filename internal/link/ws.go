@@ -641,6 +641,16 @@ func newWatch(c net.Conn, interval time.Duration) *watch {
 // RTT is the latest round trip (zero before the first).
 func (w *watch) RTT() time.Duration { return time.Duration(w.rtt.Load()) }
 
+// checkAt is when check has something to do: the link may be silent for
+// too long, or its round-trip ping is due. Only the sweeper calls it.
+func (w *watch) checkAt() time.Time {
+	at := w.ws.LastRead().Add(3 * w.interval)
+	if w.nextRTT.Before(at) {
+		return w.nextRTT
+	}
+	return at
+}
+
 // check reports a silent link, and sends the round-trip ping when due.
 func (w *watch) check(now time.Time) error {
 	if silent := now.Sub(w.ws.LastRead()); silent > 3*w.interval {

@@ -1,0 +1,90 @@
+package link_test
+
+import (
+	"context"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"lobby/internal/linkproto"
+)
+
+// TestHubCutsAHungAgent: an agent at a 500 ms ping (its link dozes on
+// the node between heartbeats) stays linked, shows a round trip, and
+// runs commands; when everything it sends stops while its TCP connection
+// stays open (a hung agent, or a path that drops packets), the hub cuts
+// the link by itself: three intervals without a frame.
+func TestHubCutsAHungAgent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	n := newNode(t, "hub1.test", false)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var frozen atomic.Bool
+	go holdWhenFrozen(ln, n.srv.Listener.Addr().String(), &frozen)
+	a := newAgent(t, "host-h", memProvider(t), linkproto.HubSetting{URL: "http://" + ln.Addr().String(), Ping: linkproto.Duration(500 * time.Millisecond)})
+	if err := a.Join(ctx, n.token(t, 1, time.Now().Add(time.Hour))); err != nil {
+		t.Fatal(err)
+	}
+	run(t, a)
+	eventually(t, "the host is linked", func() bool { return n.hub.Linked(a.HostID()) })
+	since := n.hub.Links()[0].Since
+	eventually(t, "the link shows a round trip", func() bool { return n.hub.Links()[0].RTTMillis > 0 })
+	conn, err := n.hosts.Get(a.HostID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := conn.List(ctx); err != nil {
+			t.Fatalf("list %d through a dozing link: %v", i, err)
+		}
+		time.Sleep(700 * time.Millisecond) // let the reader doze again
+	}
+	if ls := n.hub.Links(); len(ls) != 1 || ls[0].State != "up" || !ls[0].Since.Equal(since) {
+		t.Fatalf("links = %+v, want the first link still up", ls)
+	}
+
+	frozen.Store(true)
+	eventually(t, "the hub cuts the hung agent's link", func() bool { return !n.hub.Linked(a.HostID()) })
+}
+
+// holdWhenFrozen forwards connections to target; once frozen, it passes
+// nothing more, not even an end, and keeps the connections open: only the
+// hub itself can end the link.
+func holdWhenFrozen(ln net.Listener, target string, frozen *atomic.Bool) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		u, err := net.Dial("tcp", target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		pipe := func(dst, src net.Conn) {
+			buf := make([]byte, 32<<10)
+			for {
+				k, err := src.Read(buf)
+				if err != nil {
+					if !frozen.Load() { // frozen, the other side sees no end either
+						dst.Close()
+					}
+					return
+				}
+				if frozen.Load() {
+					continue // dropped
+				}
+				if _, err := dst.Write(buf[:k]); err != nil {
+					return
+				}
+			}
+		}
+		go pipe(u, c)
+		go pipe(c, u)
+	}
+}
