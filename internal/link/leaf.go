@@ -313,16 +313,27 @@ func (h *Hub) Links() []Status {
 	out = append(out, h.refused...)
 	h.mu.Unlock()
 	out = append(out, h.peerLinks()...)
-	sort.SliceStable(out, func(i, j int) bool {
-		if out[i].State != out[j].State {
-			return out[i].State == "up"
+	// Sorted by index: a Status is large, and thousands of them moved
+	// about by the sort cost more than the rest of the list.
+	idx := make([]int, len(out))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(i, j int) bool {
+		a, b := &out[idx[i]], &out[idx[j]]
+		if a.State != b.State {
+			return a.State == "up"
 		}
-		if out[i].State == "refused" {
-			return out[i].Since.After(out[j].Since)
+		if a.State == "refused" {
+			return a.Since.After(b.Since)
 		}
-		return out[i].Peer < out[j].Peer
+		return a.Peer < b.Peer
 	})
-	return out
+	sorted := make([]Status, len(out))
+	for i, k := range idx {
+		sorted[i] = out[k]
+	}
+	return sorted
 }
 
 // Linked reports whether a host has a link to this node.
