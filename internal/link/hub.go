@@ -50,8 +50,11 @@ type Hub struct {
 
 	sweepOnce sync.Once
 	sweepStop chan struct{}
-	fresh     []*leaf // links added since the last sweep
-	ticks     ticks   // the sweeper's, for dozing readers (doze.go)
+	fresh     []*leaf       // links added since the last sweep
+	flushDone chan struct{} // closed when the report writer stopped
+	repMu     sync.Mutex
+	reports   map[string]report // by host ID, until the next flush (reports.go)
+	ticks     ticks             // the sweeper's, for dozing readers (doze.go)
 }
 
 // maxRefused is how many refusals the link list remembers.

@@ -133,6 +133,7 @@ func (h *Hub) serveLeaf(conn *tls.Conn, hello linkproto.Hello, st Status) {
 func (h *Hub) unlink(l *leaf) {
 	if h.remove(l) {
 		h.Logger.Info("host unlinked", "host", l.status.Peer, "id", l.status.HostID, "reason", l.lastError())
+		h.dropReport(l)
 		h.writeDown(l)
 	}
 }
@@ -175,11 +176,10 @@ func (h *Hub) remove(l *leaf) bool {
 	return true
 }
 
-// writeState records the host's link state (and a report, when given).
-func (h *Hub) writeState(l *leaf, state lobby.HostState, rep *linkproto.Report) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	r := store.HostReport{State: state, SiteID: h.SiteID, Seen: h.now(), Address: l.status.Address, AgentVersion: l.status.Release}
+// hostReport is what the store records of a report (nil: the link's
+// state only).
+func (l *leaf) hostReport(state lobby.HostState, rep *linkproto.Report) store.HostReport {
+	r := store.HostReport{State: state, SiteID: l.hub.SiteID, Seen: l.hub.now(), Address: l.status.Address, AgentVersion: l.status.Release}
 	if rep != nil {
 		r.CPUPercent, r.MemTotal, r.MemUsed = rep.CPUPercent, rep.MemTotal, rep.MemUsed
 		for _, d := range rep.Desktops {
@@ -188,7 +188,14 @@ func (h *Hub) writeState(l *leaf, state lobby.HostState, rep *linkproto.Report) 
 			}
 		}
 	}
-	err := h.Store.SetHostReport(ctx, l.status.HostID, r)
+	return r
+}
+
+// writeState records the host's link state (and a report, when given).
+func (h *Hub) writeState(l *leaf, state lobby.HostState, rep *linkproto.Report) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := h.Store.SetHostReport(ctx, l.status.HostID, l.hostReport(state, rep))
 	if err != nil && !errors.Is(err, store.ErrRevoked) {
 		h.Logger.Warn("record host state", "host", l.status.Peer, "err", err)
 	}
@@ -290,12 +297,9 @@ func (l *leaf) apply(rep *linkproto.Report) {
 			l.reconciled, l.reconciledAt = rep.Desktops, now
 		}
 	}
-	// A host revoked through another node is cut here, at its next
-	// report.
-	if errors.Is(l.hub.writeState(l, lobby.HostUp, rep), store.ErrRevoked) {
-		l.setError("the host's certificate was revoked")
-		l.sess.Close()
-	}
+	// Written with the other hosts' at the next flush, where a host
+	// revoked through another node is cut.
+	l.hub.queueReport(l, rep)
 }
 
 // Links lists this node's links and the latest refusals, by peer name.
@@ -390,6 +394,12 @@ func (h *Hub) Close() {
 	}
 	h.closePeers()
 	h.wg.Wait()
+	h.mu.Lock()
+	flushed := h.flushDone
+	h.mu.Unlock()
+	if flushed != nil {
+		<-flushed // the last reports written, before the store closes
+	}
 }
 
 func fromWire(d linkproto.Desktop) provider.Desktop {

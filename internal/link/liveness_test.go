@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"lobby/internal/linkproto"
+	"lobby/internal/provider"
 )
 
 // TestHubCutsAHungAgent: an agent at a 500 ms ping (its link dozes on
@@ -87,4 +88,30 @@ func holdWhenFrozen(ln net.Listener, target string, frozen *atomic.Bool) {
 		go pipe(u, c)
 		go pipe(c, u)
 	}
+}
+
+// TestHostRevokedElsewhereIsCut: a host revoked through another node
+// (only the store says so) is cut by this node when its next report is
+// written, with the other hosts' reports, in the hub's next flush.
+func TestHostRevokedElsewhereIsCut(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	n := newNode(t, "hub1.test", false)
+	p := memProvider(t)
+	a := newAgent(t, "host-e", p, linkproto.HubSetting{URL: n.srv.URL})
+	if err := a.Join(ctx, n.token(t, 1, time.Now().Add(time.Hour))); err != nil {
+		t.Fatal(err)
+	}
+	run(t, a)
+	eventually(t, "the host's report is recorded", func() bool {
+		h, err := n.st.GetHost(ctx, a.HostID())
+		return err == nil && h.MemTotal > 0
+	})
+	if err := n.st.RevokeHost(ctx, a.HostID()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Create(ctx, provider.Spec{Name: "new-1"}); err != nil { // a change: the agent reports
+		t.Fatal(err)
+	}
+	eventually(t, "the revoked host is cut", func() bool { return !n.hub.Linked(a.HostID()) })
 }

@@ -7,15 +7,18 @@ import "time"
 // liveness or round trip is due.
 const sweepEvery = 250 * time.Millisecond
 
-// startSweep starts the hub's one liveness sweeper (see Heartbeat): one
-// goroutine for every link, instead of a timer each.
+// startSweep starts the hub's one liveness sweeper (see Heartbeat), one
+// goroutine for every link instead of a timer each, and the writer of
+// the links' reports.
 func (h *Hub) startSweep() {
 	h.sweepOnce.Do(func() {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		if !h.closed {
-			h.sweepStop = make(chan struct{})
-			go h.sweep(h.sweepStop)
+			stop, done := make(chan struct{}), make(chan struct{})
+			h.sweepStop, h.flushDone = stop, done
+			go h.sweep(stop)
+			go func() { defer close(done); h.flushReports(stop) }()
 		}
 	})
 }
