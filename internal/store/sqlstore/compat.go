@@ -117,14 +117,14 @@ func listSteps(migrations fs.FS, sources []*goose.Source, tests []testMigration)
 	return steps, nil
 }
 
-// queryer is a *sql.DB or a *sql.Conn.
+// queryer is a *sql.DB, *sql.Conn or *sql.Tx.
 type queryer interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// readSchema reads the schema version and floor of a database that may
+// ReadSchema reads the schema version and floor of a database that may
 // have no schema at all (version 0).
-func readSchema(ctx context.Context, q queryer, dialect string) (store.Schema, error) {
+func ReadSchema(ctx context.Context, q queryer, dialect string) (store.Schema, error) {
 	exists := `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`
 	if dialect == store.Postgres {
 		exists = `SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = $1`
@@ -168,7 +168,7 @@ func raiseFloor(ctx context.Context, cfg MigrateConfig, s Step) error {
 
 // settleFloor sets the floor of the version the database is at.
 func settleFloor(ctx context.Context, cfg MigrateConfig, steps []Step) error {
-	cur, err := readSchema(ctx, cfg.DB, cfg.Dialect)
+	cur, err := ReadSchema(ctx, cfg.DB, cfg.Dialect)
 	if err != nil || cur.Version < compatSince {
 		return err
 	}
@@ -186,7 +186,7 @@ func Pending(ctx context.Context, cfg MigrateConfig) (store.Schema, []Step, erro
 	if err != nil {
 		return store.Schema{}, nil, err
 	}
-	cur, err := readSchema(ctx, cfg.DB, cfg.Dialect)
+	cur, err := ReadSchema(ctx, cfg.DB, cfg.Dialect)
 	if err != nil {
 		return cur, nil, err
 	}
@@ -206,7 +206,7 @@ func Pending(ctx context.Context, cfg MigrateConfig) (store.Schema, []Step, erro
 // Migrate: it reads the schema and refuses a database this binary may not
 // run on (store.ErrSchemaTooNew); an older one is left as it is.
 func Check(ctx context.Context, cfg MigrateConfig) (store.Schema, error) {
-	cur, err := readSchema(ctx, cfg.DB, cfg.Dialect)
+	cur, err := ReadSchema(ctx, cfg.DB, cfg.Dialect)
 	if err == nil && cur.State(cfg.known()) == store.SchemaIncompatible {
 		err = cur.TooNew(cfg.known())
 	}

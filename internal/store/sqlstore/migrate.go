@@ -110,7 +110,7 @@ func MigrateTo(ctx context.Context, cfg MigrateConfig, target int64) (err error)
 		return err
 	}
 	defer unlock()
-	cur, err := readSchema(ctx, cfg.DB, cfg.Dialect)
+	cur, err := ReadSchema(ctx, cfg.DB, cfg.Dialect)
 	if err != nil {
 		return err
 	}

@@ -191,7 +191,7 @@ func (s *Store) SchemaVersion(ctx context.Context) (int64, error) {
 // reads them at each heartbeat); version 0 when the database has no
 // schema (opened without migrating).
 func (s *Store) Schema(ctx context.Context) (store.Schema, error) {
-	return readSchema(ctx, s.cfg.Reader, s.cfg.Dialect)
+	return ReadSchema(ctx, s.cfg.Reader, s.cfg.Dialect)
 }
 
 // Ping checks that the database answers, through the writer (and the

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"lobby/internal/store/sqlstore"
 )
 
 // Row is one row in flight: its values by column name, in the neutral
@@ -119,26 +121,18 @@ func readOptions(db DB) *sql.TxOptions {
 }
 
 func sameVersion(ctx context.Context, srcTx, dstTx queryer, src, dst DB) (int64, error) {
-	sv, err := txVersion(ctx, srcTx, src)
+	sv, err := sqlstore.ReadSchema(ctx, srcTx, src.Dialect)
 	if err != nil {
 		return 0, err
 	}
-	dv, err := txVersion(ctx, dstTx, dst)
+	dv, err := sqlstore.ReadSchema(ctx, dstTx, dst.Dialect)
 	if err != nil {
 		return 0, err
 	}
-	if sv != dv || sv == 0 {
-		return 0, fmt.Errorf("the source's schema version is %d and the target's %d: migrate both to the same version first", sv, dv)
+	if sv.Version != dv.Version || sv.Version == 0 {
+		return 0, fmt.Errorf("the source's schema version is %d and the target's %d: migrate both to the same version first", sv.Version, dv.Version)
 	}
-	return sv, nil
-}
-
-func txVersion(ctx context.Context, q queryer, db DB) (int64, error) {
-	names, err := tableNames(ctx, q, db.postgres())
-	if err != nil {
-		return 0, err
-	}
-	return schemaVersion(ctx, q, names)
+	return sv.Version, nil
 }
 
 // lockEmpty locks the target's tables against writers (on PostgreSQL;

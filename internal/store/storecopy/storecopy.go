@@ -103,32 +103,17 @@ func (i *Info) Empty() bool { return len(i.Rows) == 0 }
 // Inspect reads a database's schema version and what it holds, changing
 // nothing.
 func Inspect(ctx context.Context, db DB) (*Info, error) {
+	schema, err := sqlstore.ReadSchema(ctx, db.SQL, db.Dialect)
+	if err != nil {
+		return nil, err
+	}
 	names, err := tableNames(ctx, db.SQL, db.postgres())
 	if err != nil {
 		return nil, err
 	}
-	info := &Info{}
-	if info.Version, err = schemaVersion(ctx, db.SQL, names); err != nil {
-		return nil, err
-	}
-	if contains(names, "schema_compat") {
-		if err := db.SQL.QueryRowContext(ctx, "SELECT floor_version FROM schema_compat").Scan(&info.Floor); err != nil {
-			return nil, fmt.Errorf("read the schema's floor: %w", err)
-		}
-	}
+	info := &Info{Schema: schema}
 	info.Rows, err = countRows(ctx, db.SQL, names)
 	return info, err
-}
-
-func schemaVersion(ctx context.Context, q queryer, tables []string) (int64, error) {
-	if !contains(tables, sqlstore.VersionTable) {
-		return 0, nil
-	}
-	var v sql.NullInt64
-	if err := q.QueryRowContext(ctx, "SELECT max(version_id) FROM "+quote(sqlstore.VersionTable)).Scan(&v); err != nil {
-		return 0, fmt.Errorf("read the schema version: %w", err)
-	}
-	return v.Int64, nil
 }
 
 // countRows counts the rows of the tables that have some, but the
