@@ -3,6 +3,7 @@ package storecopy
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 )
 
@@ -30,7 +31,7 @@ func Missing(ctx context.Context, a, b DB, opt CompareOptions) ([]TableRows, err
 	}
 	var out []TableRows
 	for _, t := range sch.tables {
-		if _, skip := notCopied[t.name]; skip {
+		if notCopiedTable(t.name) {
 			continue
 		}
 		n, err := missingRows(ctx, a, b, t, opt)
@@ -45,18 +46,11 @@ func Missing(ctx context.Context, a, b DB, opt CompareOptions) ([]TableRows, err
 	if a.postgres() {
 		onlyA = sch.onlyPG
 	}
-	for _, name := range onlyA {
-		if _, skip := notCopied[name]; skip {
-			continue
-		}
-		var n int64
-		if err := a.SQL.QueryRowContext(ctx, "SELECT count(*) FROM "+quote(name)).Scan(&n); err != nil {
-			return nil, fmt.Errorf("count the rows of %s: %w", name, err)
-		}
-		if n > 0 {
-			out = append(out, TableRows{Table: name, Rows: n})
-		}
+	counts, err := countRows(ctx, a.SQL, slices.DeleteFunc(slices.Clone(onlyA), notCopiedTable))
+	if err != nil {
+		return nil, err
 	}
+	out = append(out, counts...)
 	sort.Slice(out, func(i, j int) bool { return out[i].Table < out[j].Table })
 	return out, nil
 }

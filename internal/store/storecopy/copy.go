@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"lobby/internal/store/sqlstore"
@@ -104,7 +105,7 @@ func Copy(ctx context.Context, src, dst DB, opt Options) (*Report, error) {
 		return nil, fmt.Errorf("commit the copy: %w", err)
 	}
 	for _, t := range sch.tables {
-		if why, ok := notCopied[t.name]; ok && !contains(migrationTables, t.name) {
+		if why, ok := notCopied[t.name]; ok && !slices.Contains(migrationTables, t.name) {
 			rep.Skipped = append(rep.Skipped, t.name+" ("+why+")")
 		}
 	}

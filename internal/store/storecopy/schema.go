@@ -27,6 +27,12 @@ var notCopied = map[string]string{
 	"river_client_queue":  "River's records of running processes",
 }
 
+// notCopiedTable reports whether the copy leaves a table out.
+func notCopiedTable(name string) bool {
+	_, ok := notCopied[name]
+	return ok
+}
+
 // migrationTables hold what migrations write: a database holding rows in
 // these only is empty.
 var migrationTables = []string{sqlstore.VersionTable, "schema_compat", "river_migration"}
@@ -107,25 +113,19 @@ func (s *schema) copyable() ([]*table, error) {
 	var errs []string
 	errs = append(errs, s.problems...)
 	for _, n := range s.onlySQLite {
-		if _, ok := notCopied[n]; !ok {
+		if !notCopiedTable(n) {
 			errs = append(errs, fmt.Sprintf("table %s exists in SQLite only", n))
 		}
 	}
 	for _, n := range s.onlyPG {
-		if _, ok := notCopied[n]; !ok {
+		if !notCopiedTable(n) {
 			errs = append(errs, fmt.Sprintf("table %s exists in PostgreSQL only", n))
 		}
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("the two databases' schemas differ (%s): both must be at the same schema version of one Lobby release", strings.Join(errs, "; "))
 	}
-	var out []*table
-	for _, t := range s.tables {
-		if _, skip := notCopied[t.name]; !skip {
-			out = append(out, t)
-		}
-	}
-	return out, nil
+	return slices.DeleteFunc(slices.Clone(s.tables), func(t *table) bool { return notCopiedTable(t.name) }), nil
 }
 
 // readSchema reads both catalogs. Types come from PostgreSQL's, which
@@ -166,7 +166,7 @@ func readSchema(ctx context.Context, lite, pg *sql.DB) (*schema, error) {
 				problems = append(problems, fmt.Sprintf("column %s.%s exists in SQLite only", name, n))
 			}
 		}
-		if _, skip := notCopied[name]; !skip {
+		if !notCopiedTable(name) {
 			s.problems = append(s.problems, problems...)
 		}
 		byName[name] = t

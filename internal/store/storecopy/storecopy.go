@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
@@ -121,7 +122,7 @@ func Inspect(ctx context.Context, db DB) (*Info, error) {
 func countRows(ctx context.Context, q queryer, tables []string) ([]TableRows, error) {
 	var out []TableRows
 	for _, t := range tables {
-		if contains(migrationTables, t) {
+		if slices.Contains(migrationTables, t) {
 			continue
 		}
 		var n int64
@@ -140,15 +141,6 @@ type queryer interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // pair returns the SQLite and PostgreSQL ends of a copy or comparison.
