@@ -65,19 +65,8 @@ func missingRows(ctx context.Context, a, b DB, t *table, opt CompareOptions) (in
 		cols = append(cols, c)
 	}
 	key := func(vals []any) (string, error) {
-		if norm := opt.Normalize[t.name]; norm != nil {
-			row := Row{}
-			for i, c := range cols {
-				row[c.name] = vals[i]
-			}
-			if err := norm(row); err != nil {
-				return "", err
-			}
-			for i, c := range cols {
-				vals[i] = row[c.name]
-			}
-		}
-		return keyString(vals), nil
+		err := throughRow(cols, vals, opt.Normalize[t.name])
+		return keyString(vals), err
 	}
 	have := map[string]bool{}
 	err := scan(ctx, b.SQL, b.postgres(), t, cols, func(vals []any) error {

@@ -186,17 +186,8 @@ func copyTable(ctx context.Context, srcTx, dstTx queryer, srcPG, dstPG bool, t *
 		return nil
 	}
 	err := scan(ctx, srcTx, srcPG, t, t.cols, func(vals []any) error {
-		if transform != nil {
-			row := Row{}
-			for i, c := range t.cols {
-				row[c.name] = vals[i]
-			}
-			if err := transform(row); err != nil {
-				return err
-			}
-			for i, c := range t.cols {
-				vals[i] = row[c.name]
-			}
+		if err := throughRow(t.cols, vals, transform); err != nil {
+			return err
 		}
 		for i, c := range t.cols {
 			args = append(args, encode(dstPG, c, vals[i]))
@@ -210,6 +201,25 @@ func copyTable(ctx context.Context, srcTx, dstTx queryer, srcPG, dstPG bool, t *
 		return 0, err
 	}
 	return n, flush()
+}
+
+// throughRow passes the values of cols through fn as a Row, in place;
+// a nil fn leaves them.
+func throughRow(cols []column, vals []any, fn func(Row) error) error {
+	if fn == nil {
+		return nil
+	}
+	row := make(Row, len(cols))
+	for i, c := range cols {
+		row[c.name] = vals[i]
+	}
+	if err := fn(row); err != nil {
+		return err
+	}
+	for i, c := range cols {
+		vals[i] = row[c.name]
+	}
+	return nil
 }
 
 // scan reads cols of every row of t, in key order, in the neutral form.
