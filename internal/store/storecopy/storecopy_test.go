@@ -130,6 +130,15 @@ func fill(t *testing.T, path string) {
 	must(t, err)
 }
 
+// filledPair is a SQLite file filled by fill and an empty migrated
+// PostgreSQL schema, with a copy's handle on each.
+func filledPair(t *testing.T) (srcPath, url string, src, pg DB) {
+	t.Helper()
+	srcPath, url = newSQLite(t), newPostgres(t)
+	fill(t, srcPath)
+	return srcPath, url, openSQLite(t, srcPath), openPostgres(t, url)
+}
+
 func mustToken(t *testing.T, st store.Store, hash string) string {
 	t.Helper()
 	tok, err := st.GetToken(t.Context(), hash)
@@ -175,10 +184,7 @@ func canonicalJSON(t *testing.T, s string) string {
 func TestCopyBothWays(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	srcPath := newSQLite(t)
-	fill(t, srcPath)
-	url := newPostgres(t)
-	src, pg := openSQLite(t, srcPath), openPostgres(t, url)
+	srcPath, url, src, pg := filledPair(t)
 
 	rep, err := Copy(ctx, src, pg, Options{})
 	must(t, err)
@@ -292,12 +298,9 @@ func sameThroughStores(t *testing.T, litePath, pgURL string) {
 func TestCopyRefusesATargetWithData(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	srcPath := newSQLite(t)
-	fill(t, srcPath)
-	url := newPostgres(t)
+	_, url, src, pg := filledPair(t)
 	st := openStore(t, store.Postgres, url)
 	must(t, st.CreateUser(ctx, &lobby.User{Username: "carol", Role: lobby.RoleUser}, "h"))
-	src, pg := openSQLite(t, srcPath), openPostgres(t, url)
 	before := dump(t, src, pg, pg)
 
 	_, err := Copy(ctx, src, pg, Options{})
@@ -313,9 +316,7 @@ func TestCopyRefusesATargetWithData(t *testing.T) {
 func TestCopyIsAllOrNothing(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	srcPath := newSQLite(t)
-	fill(t, srcPath)
-	src, pg := openSQLite(t, srcPath), openPostgres(t, newPostgres(t))
+	_, _, src, pg := filledPair(t)
 	boom := errors.New("boom")
 	_, err := Copy(ctx, src, pg, Options{Transform: map[string]func(Row) error{
 		"settings": func(Row) error { return boom }, // copied after most tables
@@ -343,10 +344,7 @@ func TestCopyRefusesDifferentSchemaVersions(t *testing.T) {
 func TestMissing(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	srcPath := newSQLite(t)
-	fill(t, srcPath)
-	url := newPostgres(t)
-	src, pg := openSQLite(t, srcPath), openPostgres(t, url)
+	srcPath, url, src, pg := filledPair(t)
 	_, err := Copy(ctx, src, pg, Options{})
 	must(t, err)
 	missing, err := Missing(ctx, src, pg, CompareOptions{})
