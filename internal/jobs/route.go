@@ -79,6 +79,14 @@ type seenNode struct {
 	changed   time.Time // when this node saw heartbeat change (monotonic)
 }
 
+// beating reports whether s's heartbeat changed within the takeover
+// timeout; w.mu is held.
+func (w *watch) beating(s *seenNode) bool { return time.Since(s.changed) < w.after }
+
+// normal reports whether s's node is in normal mode (neither draining nor
+// in maintenance mode).
+func (s *seenNode) normal() bool { return s.mode == lobby.NodeNormal || s.mode == "" }
+
 func newWatch(after time.Duration) *watch {
 	if after <= 0 {
 		after = DefaultTakeoverAfter
@@ -114,7 +122,7 @@ func (w *watch) alive(site int) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	s, ok := w.seen[site]
-	return ok && time.Since(s.changed) < w.after
+	return ok && w.beating(s)
 }
 
 // working reports whether a site's node is alive and takes work: neither
@@ -124,7 +132,7 @@ func (w *watch) working(site int) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	s, ok := w.seen[site]
-	return ok && time.Since(s.changed) < w.after && (s.mode == lobby.NodeNormal || s.mode == "")
+	return ok && w.beating(s) && s.normal()
 }
 
 // why says why a site's node does not work its jobs, for the audit log.
@@ -135,9 +143,9 @@ func (w *watch) why(site int) string {
 	switch {
 	case !ok:
 		return fmt.Sprintf("site %d has no node", site)
-	case time.Since(s.changed) >= w.after:
+	case !w.beating(s):
 		return fmt.Sprintf("node %s (site %d) stopped beating", s.name, site)
-	case s.mode != lobby.NodeNormal && s.mode != "":
+	case !s.normal():
 		return fmt.Sprintf("node %s (site %d) is %s", s.name, site, s.mode)
 	}
 	return fmt.Sprintf("node %s (site %d) was restarted", s.name, site)
@@ -159,7 +167,7 @@ func (w *watch) workingSites() []int {
 	defer w.mu.Unlock()
 	var out []int
 	for site, s := range w.seen {
-		if time.Since(s.changed) < w.after && (s.mode == lobby.NodeNormal || s.mode == "") {
+		if w.beating(s) && s.normal() {
 			out = append(out, site)
 		}
 	}
