@@ -10,8 +10,7 @@ import (
 
 // db runs the few statements River has no API for (moving a job between
 // sites, counting by state) on the store's own handle: a pgx pool or
-// SQLite's writer. Statements are written once with ? placeholders and
-// rebound for PostgreSQL.
+// SQLite's writer. Each statement is given in both dialects.
 type db struct {
 	pg   *pgxpool.Pool
 	lite *sql.DB
@@ -69,6 +68,3 @@ func (d db) query(ctx context.Context, pgSQL, liteSQL string, scan func(rows) er
 	}
 	return rs.Err()
 }
-
-// postgres reports whether the queue runs on PostgreSQL.
-func (d db) postgres() bool { return d.pg != nil }

@@ -265,11 +265,9 @@ type output struct {
 	Result string `json:"result,omitempty"`
 }
 
-// metaTakeovers is the metadata key of a job's takeovers (bounded).
-const (
-	metaTakeovers = "lobby_takeovers"
-	keepTakeovers = 10
-)
+// keepTakeovers bounds the takeovers a job's metadata keeps (its key
+// lobby_takeovers, written by move).
+const keepTakeovers = 10
 
 func jobFromRow(r *rivertype.JobRow) Job {
 	j := Job{
