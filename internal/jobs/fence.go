@@ -19,11 +19,7 @@ const metaAttempt = "lobby_attempt"
 // attemptToken is the token of a job row's current attempt, as the
 // trigger computes it from the row.
 func attemptToken(r *rivertype.JobRow) string {
-	by := ""
-	if n := len(r.AttemptedBy); n > 0 {
-		by = r.AttemptedBy[n-1]
-	}
-	return fmt.Sprintf("%d@%s", r.Attempt, by)
+	return fmt.Sprintf("%d@%s", r.Attempt, lastAttemptedBy(r))
 }
 
 // errFenced is what a job fetched in the instant of a fence returns.

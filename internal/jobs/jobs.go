@@ -276,9 +276,7 @@ func jobFromRow(r *rivertype.JobRow) Job {
 		Errors: []string{}, Created: r.CreatedAt, Finalized: r.FinalizedAt,
 	}
 	j.Site, _ = queueSite(r.Queue)
-	if n := len(r.AttemptedBy); n > 0 {
-		j.SiteID, _ = parseClient(r.AttemptedBy[n-1])
-	}
+	j.SiteID, _ = runner(r)
 	var out output
 	if raw := r.Output(); len(raw) > 0 && json.Unmarshal(raw, &out) == nil {
 		j.Result = out.Result

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -114,7 +115,7 @@ func (q *Queue) orphans(ctx context.Context) ([]orphan, error) {
 	// The jobs waiting for a node that does not take work: dead, gone,
 	// draining or in maintenance mode.
 	working := q.nodes.workingSites()
-	if !contains(working, q.cfg.SiteID) {
+	if !slices.Contains(working, q.cfg.SiteID) {
 		working = append(working, q.cfg.SiteID)
 	}
 	p := river.NewJobListParams().States(unfinished...).First(scanPage)
@@ -143,20 +144,15 @@ func notInQueues(sites []int) (string, river.NamedArgs) {
 }
 
 // runner is the site and instance of the process that last fetched a job.
-func runner(r *rivertype.JobRow) (int, string) {
-	if n := len(r.AttemptedBy); n > 0 {
-		return parseClient(r.AttemptedBy[n-1])
-	}
-	return 0, ""
-}
+func runner(r *rivertype.JobRow) (int, string) { return parseClient(lastAttemptedBy(r)) }
 
-func contains(xs []int, x int) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
+// lastAttemptedBy is the client ID of the process that last fetched a
+// job ("" when none did).
+func lastAttemptedBy(r *rivertype.JobRow) string {
+	if n := len(r.AttemptedBy); n > 0 {
+		return r.AttemptedBy[n-1]
 	}
-	return false
+	return ""
 }
 
 // moved is one job moved by move.
