@@ -83,14 +83,9 @@ func OpenWith(ctx context.Context, url string, opts Options) (*DB, error) {
 	if !strings.Contains(url, "pool_max_conns") {
 		cfg.MaxConns = DefaultMaxConns()
 	}
-	where := Describe(cfg.ConnConfig.Config)
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	pool, where, err := connect(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", where, err)
-	}
-	if err := ping(ctx, pool); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("cannot reach PostgreSQL at %s: %w; check that the server is running and accepts connections from this host, and the user, password and database name in the URL", where, err)
+		return nil, err
 	}
 	db := &DB{pool: pool, sqldb: stdlib.OpenDBFromPool(pool)}
 	db.migrate = sqlstore.MigrateConfig{
@@ -132,13 +127,25 @@ func DefaultMaxConns() int32 {
 	return int32(max(16, 4*runtime.GOMAXPROCS(0)))
 }
 
-func ping(ctx context.Context, pool *pgxpool.Pool) error {
+// connect opens a pool on cfg and checks that the server answers (within
+// ConnectTimeout unless ctx has a deadline). It also returns the
+// database's name for messages (Describe).
+func connect(ctx context.Context, cfg *pgxpool.Config) (*pgxpool.Pool, string, error) {
+	where := Describe(cfg.ConnConfig.Config)
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, where, fmt.Errorf("open %s: %w", where, err)
+	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, ConnectTimeout)
 		defer cancel()
 	}
-	return pool.Ping(ctx)
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, where, fmt.Errorf("cannot reach PostgreSQL at %s: %w; check that the server is running and accepts connections from this host, and the user, password and database name in the URL", where, err)
+	}
+	return pool, where, nil
 }
 
 // Describe names a database without its password, for messages:

@@ -24,14 +24,9 @@ func OpenReadOnly(ctx context.Context, url string, logger *slog.Logger) (store.S
 	}
 	cfg.MaxConns = 4
 	cfg.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
-	where := Describe(cfg.ConnConfig.Config)
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	pool, _, err := connect(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", where, err)
-	}
-	if err := ping(ctx, pool); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("cannot reach PostgreSQL at %s: %w; check that the server is running and accepts connections from this host, and the user, password and database name in the URL", where, err)
+		return nil, err
 	}
 	sqldb := stdlib.OpenDBFromPool(pool)
 	st, err := sqlstore.New(sqlstore.Config{Dialect: store.Postgres, Writer: sqldb, Classify: classify, Logger: logger})
