@@ -93,7 +93,9 @@ func (t *Tool) backToSQLite(ctx context.Context, dbURL string) error {
 // sealing the CA with the node's own key.
 func (t *Tool) copyToSQLite(ctx context.Context, dbURL string) (err error) {
 	path := t.sqlitePath()
-	if _, err := os.Stat(path); err == nil {
+	_, statErr := os.Stat(path)
+	created := errors.Is(statErr, os.ErrNotExist) // by this copy: removed if it fails
+	if statErr == nil {
 		lite, err := storecopy.OpenSQLite(path)
 		if err != nil {
 			return err
@@ -123,10 +125,6 @@ func (t *Tool) copyToSQLite(ctx context.Context, dbURL string) (err error) {
 	reseal, err := t.keysToSQLite(ctx, pg)
 	if err != nil {
 		return err
-	}
-	created := false
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		created = true
 	}
 	defer func() {
 		if err != nil && created {
