@@ -122,11 +122,11 @@ func (t *Tool) keysToPG(ctx context.Context, lite storecopy.DB) (func(storecopy.
 	if err != nil {
 		return nil, "", err
 	}
-	fp, err := pki.StoredFingerprint(stored)
+	ca, err := fingerprint(stored)
 	if err != nil {
 		return nil, "", err
 	}
-	ca, file := pki.FingerprintHex(fp), pki.StandaloneKeyFile(t.DataDir)
+	file := pki.StandaloneKeyFile(t.DataDir)
 	switch {
 	case !hasGiven:
 		return nil, fmt.Sprintf("The cluster CA (SHA-256 %s) stays sealed with this node's own key, %s, which is now the cluster key: start every node on this database with it, e.g. LOBBY_CLUSTER_KEY=\"$(cat %s)\" (copy the file to the other nodes; keep it secret).", ca, file, file), nil

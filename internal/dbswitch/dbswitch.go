@@ -209,11 +209,11 @@ func compareOptions() storecopy.CompareOptions {
 				if row["name"] != pki.CASetting {
 					return nil
 				}
-				fp, err := pki.StoredFingerprint(fmt.Sprint(row["value"]))
+				fp, err := fingerprint(fmt.Sprint(row["value"]))
 				if err != nil {
 					return err
 				}
-				row["value"] = pki.FingerprintHex(fp)
+				row["value"] = fp
 				return nil
 			},
 		},
@@ -227,7 +227,12 @@ func caFingerprint(ctx context.Context, db storecopy.DB) (string, error) {
 	if err != nil || !ok {
 		return "", err
 	}
-	fp, err := pki.StoredFingerprint(v)
+	return fingerprint(v)
+}
+
+// fingerprint is the fingerprint of a stored cluster CA.
+func fingerprint(stored string) (string, error) {
+	fp, err := pki.StoredFingerprint(stored)
 	if err != nil {
 		return "", err
 	}
