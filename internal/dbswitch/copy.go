@@ -89,11 +89,12 @@ func (t *Tool) openLocal(ctx context.Context) (storecopy.DB, error) {
 		return db, err
 	}
 	info, err := inspect(ctx, db, path, false)
-	if err != nil || info.Version == sqlstore.SchemaVersion {
-		if err != nil {
-			db.Close()
-		}
-		return db, err
+	if err != nil {
+		db.Close()
+		return storecopy.DB{}, err
+	}
+	if info.Version == sqlstore.SchemaVersion {
+		return db, nil
 	}
 	db.Close()
 	if err := t.migrate(ctx, store.SQLite, path, path, info.Version); err != nil {

@@ -169,13 +169,11 @@ func (t *Tool) checkClusterKey(ctx context.Context, pg storecopy.DB, name string
 	if err != nil || !given {
 		return err
 	}
-	if sealed, err := pki.SealedWith(stored, key); err != nil || !sealed {
-		if err == nil {
-			err = fmt.Errorf("LOBBY_CLUSTER_KEY is not the cluster key of %s: give the key its nodes run with", name)
-		}
-		return err
+	sealed, err := pki.SealedWith(stored, key)
+	if err == nil && !sealed {
+		err = fmt.Errorf("LOBBY_CLUSTER_KEY is not the cluster key of %s: give the key its nodes run with", name)
 	}
-	return nil
+	return err
 }
 
 // checkLeftBehind refuses, unless discard, when the embedded database
