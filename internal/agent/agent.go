@@ -566,14 +566,8 @@ func (a *Agent) command(ctx context.Context, cmd linkproto.Command) linkproto.Re
 	if cmd.ID == "" || cmd.Op == "get" {
 		key = ""
 	}
-	res, repeated := a.cmds.run(key, func() linkproto.Result {
-		d, err := a.do(ctx, cmd)
-		if err != nil {
-			return linkproto.Result{Error: link.ErrorToWire(err)}
-		}
-		w := link.ToWire(d)
-		return linkproto.Result{Desktop: &w}
-	})
+	// On the provider, as the node's in-process agent runs it.
+	res, repeated := a.cmds.run(key, func() linkproto.Result { return link.RunCommand(ctx, hostconn.Local{P: a.cfg.Provider}, cmd) })
 	if repeated {
 		a.log.Info("command already run: answered from memory", "id", cmd.ID, "op", cmd.Op, "desktop", cmd.Desktop)
 	} else if cmd.Op != "get" {
@@ -584,11 +578,6 @@ func (a *Agent) command(ctx context.Context, cmd linkproto.Command) linkproto.Re
 		}
 	}
 	return res
-}
-
-// do runs a command on the provider, as the node's in-process agent does.
-func (a *Agent) do(ctx context.Context, cmd linkproto.Command) (provider.Desktop, error) {
-	return hostconn.Local{P: a.cfg.Provider}.Do(ctx, hostconn.Command{ID: cmd.ID, Op: hostconn.Op(cmd.Op), Desktop: cmd.Desktop, Template: cmd.Template})
 }
 
 // reports sends a report when link comes up, after commands, whenever

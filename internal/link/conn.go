@@ -201,6 +201,16 @@ func ServeLeafStream(ctx context.Context, s net.Conn, srv LeafServer, who string
 	}
 }
 
+// RunCommand runs a command from the link on c and answers it.
+func RunCommand(ctx context.Context, c hostconn.Conn, cmd linkproto.Command) linkproto.Result {
+	d, err := c.Do(ctx, hostconn.Command{ID: cmd.ID, Op: hostconn.Op(cmd.Op), Desktop: cmd.Desktop, Template: cmd.Template})
+	if err != nil {
+		return linkproto.Result{Error: ErrorToWire(err)}
+	}
+	w := ToWire(d)
+	return linkproto.Result{Desktop: &w}
+}
+
 // readOpen reads the Open frame that starts a stream, within
 // HandshakeTimeout.
 func readOpen(s net.Conn) (linkproto.Open, error) {

@@ -53,13 +53,7 @@ func (p *peer) serveHost(s net.Conn, hostID string) {
 type hostLeaf struct{ c hostconn.Conn }
 
 func (l hostLeaf) Command(ctx context.Context, cmd linkproto.Command) (linkproto.Result, bool) {
-	d, err := l.c.Do(ctx, hostconn.Command{ID: cmd.ID, Op: hostconn.Op(cmd.Op), Desktop: cmd.Desktop, Template: cmd.Template})
-	res := linkproto.Result{Error: ErrorToWire(err)}
-	if err == nil {
-		w := ToWire(d)
-		res.Desktop = &w
-	}
-	return res, true
+	return RunCommand(ctx, l.c, cmd), true
 }
 
 func (l hostLeaf) List(ctx context.Context) (linkproto.Report, error) {
