@@ -71,12 +71,12 @@ const dozeLowat = 16 << 10
 // zero value is ready.
 type ticks struct {
 	mu sync.Mutex
-	at map[int64]chan struct{} // by tick number, time.UnixNano()/sweepEvery
+	at map[int64]chan struct{} // by tick number (sweepTick)
 }
 
 // after returns a channel closed at the first tick after t.
 func (g *ticks) after(t time.Time) <-chan struct{} {
-	n := t.UnixNano()/int64(sweepEvery) + 1
+	n := sweepTick(t) + 1
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	ch := g.at[n]
@@ -93,7 +93,7 @@ func (g *ticks) after(t time.Time) <-chan struct{} {
 // fire closes the channels of every tick up to now (all of them when the
 // hub closes).
 func (g *ticks) fire(now time.Time, all bool) {
-	n := now.UnixNano() / int64(sweepEvery)
+	n := sweepTick(now)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for k, ch := range g.at {
