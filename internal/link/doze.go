@@ -1,10 +1,8 @@
 package link
 
 import (
-	"crypto/tls"
 	"errors"
 	"io"
-	"net"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -132,27 +130,6 @@ type dozeState struct {
 // a leaf's link.
 func (ws *WS) doze(interval time.Duration, quiet func() bool, g *ticks) {
 	ws.dz.cfg.Store(&doze{interval: interval, quiet: quiet, ticks: g, sock: socketOf(ws.conn)})
-}
-
-// socketOf finds the TCP socket under a link's outer connection: the
-// connection itself, or the one under the outer TLS of an https listener.
-func socketOf(c net.Conn) syscall.RawConn {
-	for {
-		switch t := c.(type) {
-		case *tls.Conn:
-			c = t.NetConn()
-		case *upgraded:
-			c = t.Conn
-		case syscall.Conn:
-			raw, err := t.SyscallConn()
-			if err != nil {
-				return nil
-			}
-			return raw
-		default:
-			return nil
-		}
-	}
 }
 
 // setLowat sets the socket's SO_RCVLOWAT (see above).
