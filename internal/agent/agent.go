@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -446,7 +447,11 @@ func (a *Agent) linkOnce(ctx context.Context, hub linkproto.HubSetting) (time.Du
 			break
 		}
 		wg.Add(1)
-		go func() { defer wg.Done(); a.serveStream(ctx, lctx, s) }()
+		go func() {
+			defer wg.Done()
+			defer s.Close()
+			link.ServeLeafStream(lctx, s, leafServer{a, ctx}, "this agent")
+		}()
 	}
 	cancel()
 	wg.Wait()
@@ -525,45 +530,34 @@ func (a *Agent) renew(ctx context.Context, sess *yamux.Session, id *identity) er
 	return nil
 }
 
-// serveStream serves one stream the hub opened; ctx is the link's, run
-// the agent's.
-func (a *Agent) serveStream(run, ctx context.Context, s *yamux.Stream) {
-	defer s.Close()
-	_ = s.SetReadDeadline(time.Now().Add(link.HandshakeTimeout))
-	var open linkproto.Open
-	if err := linkproto.ReadFrame(s, &open); err != nil {
-		return
+// leafServer answers the streams the hub opens; run is the agent's
+// context (the link's ends sooner).
+type leafServer struct {
+	a   *Agent
+	run context.Context
+}
+
+// Command runs to its end even if the link drops (its node died): the
+// node that takes the job over resends it, and gets this run's result
+// from memory instead of a second run.
+func (l leafServer) Command(ctx context.Context, cmd linkproto.Command) (linkproto.Result, bool) {
+	res := make(chan linkproto.Result, 1)
+	l.a.running.Add(1)
+	go func() { defer l.a.running.Done(); res <- l.a.command(l.run, cmd) }()
+	select {
+	case r := <-res:
+		return r, true
+	case <-ctx.Done():
+		return linkproto.Result{}, false
 	}
-	_ = s.SetReadDeadline(time.Time{})
-	switch open.Type {
-	case linkproto.StreamCommand:
-		if open.Command == nil {
-			_ = linkproto.WriteFrame(s, linkproto.Result{Error: &linkproto.Error{Code: string(lobby.KindInvalid), Message: "command stream without a command"}})
-			return
-		}
-		// A command runs to its end even if the link drops (its node
-		// died): the node that takes the job over resends it, and gets
-		// this run's result from memory instead of a second run.
-		res := make(chan linkproto.Result, 1)
-		a.running.Add(1)
-		go func() { defer a.running.Done(); res <- a.command(run, *open.Command) }()
-		select {
-		case r := <-res:
-			_ = linkproto.WriteFrame(s, r)
-		case <-ctx.Done():
-		}
-	case linkproto.StreamList:
-		rep, err := a.report(ctx)
-		if err != nil {
-			return
-		}
-		_ = linkproto.WriteFrame(s, rep)
-	case linkproto.StreamConsole:
-		a.console(ctx, s, open.Desktop)
-	default:
-		_ = linkproto.WriteFrame(s, linkproto.Result{Error: &linkproto.Error{Code: string(lobby.KindInvalid),
-			Message: fmt.Sprintf("this agent (link protocol %d) has no stream type %q", linkproto.Version, open.Type)}})
-	}
+}
+
+func (l leafServer) List(ctx context.Context) (linkproto.Report, error) { return l.a.report(ctx) }
+
+// DialConsole dials a desktop's console (the provider authenticates to
+// it), which the stream relays.
+func (l leafServer) DialConsole(ctx context.Context, desktop string) (net.Conn, error) {
+	return l.a.cfg.Provider.DialConsole(ctx, desktop)
 }
 
 // command runs a command once per (ID, Op); a read-only get always runs.
@@ -572,14 +566,8 @@ func (a *Agent) command(ctx context.Context, cmd linkproto.Command) linkproto.Re
 	if cmd.ID == "" || cmd.Op == "get" {
 		key = ""
 	}
-	res, repeated := a.cmds.run(key, func() linkproto.Result {
-		d, err := a.do(ctx, cmd)
-		if err != nil {
-			return linkproto.Result{Error: link.ErrorToWire(err)}
-		}
-		w := link.ToWire(d)
-		return linkproto.Result{Desktop: &w}
-	})
+	// On the provider, as the node's in-process agent runs it.
+	res, repeated := a.cmds.run(key, func() linkproto.Result { return link.RunCommand(ctx, hostconn.Local{P: a.cfg.Provider}, cmd) })
 	if repeated {
 		a.log.Info("command already run: answered from memory", "id", cmd.ID, "op", cmd.Op, "desktop", cmd.Desktop)
 	} else if cmd.Op != "get" {
@@ -590,26 +578,6 @@ func (a *Agent) command(ctx context.Context, cmd linkproto.Command) linkproto.Re
 		}
 	}
 	return res
-}
-
-// do runs a command on the provider, as the node's in-process agent does.
-func (a *Agent) do(ctx context.Context, cmd linkproto.Command) (provider.Desktop, error) {
-	return hostconn.Local{P: a.cfg.Provider}.Do(ctx, hostconn.Command{ID: cmd.ID, Op: hostconn.Op(cmd.Op), Desktop: cmd.Desktop, Template: cmd.Template})
-}
-
-// console dials a desktop's console (the provider authenticates to it)
-// and relays it over the stream.
-func (a *Agent) console(ctx context.Context, s *yamux.Stream, desktop string) {
-	c, err := a.cfg.Provider.DialConsole(ctx, desktop)
-	if err != nil {
-		_ = linkproto.WriteFrame(s, linkproto.Result{Error: link.ErrorToWire(err)})
-		return
-	}
-	defer c.Close()
-	if err := linkproto.WriteFrame(s, linkproto.Result{}); err != nil {
-		return
-	}
-	link.Relay(ctx, s, c)
 }
 
 // reports sends a report when link comes up, after commands, whenever

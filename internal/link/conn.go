@@ -3,6 +3,7 @@ package link
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"time"
 
@@ -144,4 +145,80 @@ func (r *routed) Read(b []byte) (int, error) {
 		return 0, r.err
 	}
 	return r.Conn.Read(b)
+}
+
+// LeafServer answers the streams a hub opens to a host's agent
+// (linkproto.StreamCommand, StreamList, StreamConsole): the agent itself,
+// or a node that serves them on the connection of a host linked to it.
+type LeafServer interface {
+	// Command runs a command; false when ctx ended before its result (the
+	// stream ends unanswered).
+	Command(ctx context.Context, cmd linkproto.Command) (linkproto.Result, bool)
+	// List reports the host's desktops; after an error the stream ends
+	// unanswered (the hub sees the link drop).
+	List(ctx context.Context) (linkproto.Report, error)
+	// DialConsole returns an authenticated console stream.
+	DialConsole(ctx context.Context, desktop string) (net.Conn, error)
+}
+
+// ServeLeafStream serves one stream a hub opened to a leaf with srv, until
+// it ends or ctx does; the caller closes s. who names the leaf in the
+// answer to a stream type it does not know ("this agent", "node NAME").
+func ServeLeafStream(ctx context.Context, s net.Conn, srv LeafServer, who string) {
+	open, err := readOpen(s)
+	if err != nil {
+		return
+	}
+	switch open.Type {
+	case linkproto.StreamCommand:
+		if open.Command == nil {
+			_ = linkproto.WriteFrame(s, linkproto.Result{Error: &linkproto.Error{Code: string(lobby.KindInvalid), Message: "command stream without a command"}})
+			return
+		}
+		if res, ok := srv.Command(ctx, *open.Command); ok {
+			_ = linkproto.WriteFrame(s, res)
+		}
+	case linkproto.StreamList:
+		rep, err := srv.List(ctx)
+		if err != nil {
+			return
+		}
+		_ = linkproto.WriteFrame(s, rep)
+	case linkproto.StreamConsole:
+		cs, err := srv.DialConsole(ctx, open.Desktop)
+		if err != nil {
+			_ = linkproto.WriteFrame(s, linkproto.Result{Error: ErrorToWire(err)})
+			return
+		}
+		defer cs.Close()
+		if err := linkproto.WriteFrame(s, linkproto.Result{}); err != nil {
+			return
+		}
+		Relay(ctx, s, cs)
+	default:
+		_ = linkproto.WriteFrame(s, linkproto.Result{Error: &linkproto.Error{Code: string(lobby.KindInvalid),
+			Message: fmt.Sprintf("%s (link protocol %d) has no stream type %q", who, linkproto.Version, open.Type)}})
+	}
+}
+
+// RunCommand runs a command from the link on c and answers it.
+func RunCommand(ctx context.Context, c hostconn.Conn, cmd linkproto.Command) linkproto.Result {
+	d, err := c.Do(ctx, hostconn.Command{ID: cmd.ID, Op: hostconn.Op(cmd.Op), Desktop: cmd.Desktop, Template: cmd.Template})
+	if err != nil {
+		return linkproto.Result{Error: ErrorToWire(err)}
+	}
+	w := ToWire(d)
+	return linkproto.Result{Desktop: &w}
+}
+
+// readOpen reads the Open frame that starts a stream, within
+// HandshakeTimeout.
+func readOpen(s net.Conn) (linkproto.Open, error) {
+	_ = s.SetReadDeadline(time.Now().Add(HandshakeTimeout))
+	var open linkproto.Open
+	if err := linkproto.ReadFrame(s, &open); err != nil {
+		return open, err
+	}
+	_ = s.SetReadDeadline(time.Time{})
+	return open, nil
 }

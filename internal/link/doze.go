@@ -1,10 +1,8 @@
 package link
 
 import (
-	"crypto/tls"
 	"errors"
 	"io"
-	"net"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -71,12 +69,12 @@ const dozeLowat = 16 << 10
 // zero value is ready.
 type ticks struct {
 	mu sync.Mutex
-	at map[int64]chan struct{} // by tick number, time.UnixNano()/sweepEvery
+	at map[int64]chan struct{} // by tick number (sweepTick)
 }
 
 // after returns a channel closed at the first tick after t.
 func (g *ticks) after(t time.Time) <-chan struct{} {
-	n := t.UnixNano()/int64(sweepEvery) + 1
+	n := sweepTick(t) + 1
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	ch := g.at[n]
@@ -93,7 +91,7 @@ func (g *ticks) after(t time.Time) <-chan struct{} {
 // fire closes the channels of every tick up to now (all of them when the
 // hub closes).
 func (g *ticks) fire(now time.Time, all bool) {
-	n := now.UnixNano() / int64(sweepEvery)
+	n := sweepTick(now)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for k, ch := range g.at {
@@ -132,27 +130,6 @@ type dozeState struct {
 // a leaf's link.
 func (ws *WS) doze(interval time.Duration, quiet func() bool, g *ticks) {
 	ws.dz.cfg.Store(&doze{interval: interval, quiet: quiet, ticks: g, sock: socketOf(ws.conn)})
-}
-
-// socketOf finds the TCP socket under a link's outer connection: the
-// connection itself, or the one under the outer TLS of an https listener.
-func socketOf(c net.Conn) syscall.RawConn {
-	for {
-		switch t := c.(type) {
-		case *tls.Conn:
-			c = t.NetConn()
-		case *upgraded:
-			c = t.Conn
-		case syscall.Conn:
-			raw, err := t.SyscallConn()
-			if err != nil {
-				return nil
-			}
-			return raw
-		default:
-			return nil
-		}
-	}
 }
 
 // setLowat sets the socket's SO_RCVLOWAT (see above).

@@ -29,7 +29,6 @@ type leaf struct {
 	hub    *Hub
 	sess   *yamux.Session
 	status Status // fixed at link time; RTT and LastError below
-	ping   time.Duration
 	watch  *watch // nil only for links that are not WebSockets (tests)
 
 	// The desktops of the last report reconciled with the store, and
@@ -105,7 +104,7 @@ func (h *Hub) serveLeaf(conn *tls.Conn, hello linkproto.Hello, st Status) {
 	defer sess.Close()
 	st.Kind, st.State, st.Hub, st.SiteID, st.Since = "leaf", "up", h.Name, h.SiteID, now
 	st.Ping, st.Upstreams = linkproto.Duration(ping), hello.Upstreams
-	l := &leaf{hub: h, sess: sess, status: st, ping: ping, watch: newWatch(conn, ping)}
+	l := &leaf{hub: h, sess: sess, status: st, watch: newWatch(conn, ping)}
 	if l.watch != nil && ping >= minDoze && ping <= maxDoze {
 		// Quiet: nothing open but the agent's report stream.
 		l.watch.ws.doze(ping, func() bool { return sess.NumStreams() == 1 }, &h.ticks)

@@ -1,6 +1,7 @@
 package link
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -15,12 +16,10 @@ import (
 // serveStream serves a stream the peer opened.
 func (p *peer) serveStream(s net.Conn) {
 	defer s.Close()
-	_ = s.SetReadDeadline(time.Now().Add(HandshakeTimeout))
-	var open linkproto.Open
-	if err := linkproto.ReadFrame(s, &open); err != nil {
+	open, err := readOpen(s)
+	if err != nil {
 		return
 	}
-	_ = s.SetReadDeadline(time.Time{})
 	switch open.Type {
 	case linkproto.StreamHost:
 		p.serveHost(s, open.Host)
@@ -47,51 +46,30 @@ func (p *peer) serveHost(s net.Conn, hostID string) {
 	if err := linkproto.WriteFrame(s, linkproto.Result{}); err != nil {
 		return
 	}
-	_ = s.SetReadDeadline(time.Now().Add(HandshakeTimeout))
-	var open linkproto.Open
-	if err := linkproto.ReadFrame(s, &open); err != nil {
-		return
+	ServeLeafStream(p.ctx, s, hostLeaf{c}, "node "+h.Name)
+}
+
+// hostLeaf serves a peer's streams to a host on the host's connection.
+type hostLeaf struct{ c hostconn.Conn }
+
+func (l hostLeaf) Command(ctx context.Context, cmd linkproto.Command) (linkproto.Result, bool) {
+	return RunCommand(ctx, l.c, cmd), true
+}
+
+func (l hostLeaf) List(ctx context.Context) (linkproto.Report, error) {
+	ds, err := l.c.List(ctx)
+	if err != nil {
+		return linkproto.Report{}, err // the peer sees the stream end: the link to the host dropped
 	}
-	_ = s.SetReadDeadline(time.Time{})
-	switch open.Type {
-	case linkproto.StreamCommand:
-		if open.Command == nil {
-			_ = linkproto.WriteFrame(s, linkproto.Result{Error: &linkproto.Error{Code: string(lobby.KindInvalid), Message: "command stream without a command"}})
-			return
-		}
-		cmd := open.Command
-		d, err := c.Do(p.ctx, hostconn.Command{ID: cmd.ID, Op: hostconn.Op(cmd.Op), Desktop: cmd.Desktop, Template: cmd.Template})
-		res := linkproto.Result{Error: ErrorToWire(err)}
-		if err == nil {
-			w := ToWire(d)
-			res.Desktop = &w
-		}
-		_ = linkproto.WriteFrame(s, res)
-	case linkproto.StreamList:
-		ds, err := c.List(p.ctx)
-		if err != nil {
-			return // the peer sees the stream end: the link to the host dropped
-		}
-		rep := linkproto.Report{Desktops: make([]linkproto.Desktop, len(ds))}
-		for i, d := range ds {
-			rep.Desktops[i] = ToWire(d)
-		}
-		_ = linkproto.WriteFrame(s, rep)
-	case linkproto.StreamConsole:
-		cs, err := c.DialConsole(p.ctx, open.Desktop)
-		if err != nil {
-			_ = linkproto.WriteFrame(s, linkproto.Result{Error: ErrorToWire(err)})
-			return
-		}
-		defer cs.Close()
-		if err := linkproto.WriteFrame(s, linkproto.Result{}); err != nil {
-			return
-		}
-		Relay(p.ctx, s, cs)
-	default:
-		_ = linkproto.WriteFrame(s, linkproto.Result{Error: &linkproto.Error{Code: string(lobby.KindInvalid),
-			Message: fmt.Sprintf("node %s (link protocol %d) has no stream type %q", h.Name, linkproto.Version, open.Type)}})
+	rep := linkproto.Report{Desktops: make([]linkproto.Desktop, len(ds))}
+	for i, d := range ds {
+		rep.Desktops[i] = ToWire(d)
 	}
+	return rep, nil
+}
+
+func (l hostLeaf) DialConsole(ctx context.Context, desktop string) (net.Conn, error) {
+	return l.c.DialConsole(ctx, desktop)
 }
 
 // host is a connection to a host linked to the peer.

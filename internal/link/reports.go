@@ -84,7 +84,7 @@ func (h *Hub) flush() {
 	}
 	for _, l := range revoked {
 		l.setError("the host's certificate was revoked")
-		l.sess.Close()
+		go l.sess.Close() // not under repMu: closing waits for the agent's goodbye
 	}
 }
 

@@ -532,6 +532,28 @@ func wsOf(c net.Conn) *WS {
 	}
 }
 
+// socketOf finds the TCP socket under a link's outer connection: the
+// connection itself, the one under the outer TLS of an https listener, or
+// the one under a client's upgraded connection.
+func socketOf(c net.Conn) syscall.RawConn {
+	for {
+		switch t := c.(type) {
+		case *tls.Conn:
+			c = t.NetConn()
+		case *upgraded:
+			c = t.Conn
+		case syscall.Conn:
+			raw, err := t.SyscallConn()
+			if err != nil {
+				return nil
+			}
+			return raw
+		default:
+			return nil
+		}
+	}
+}
+
 // A link proves itself alive both ways without waking the node for every
 // link at every interval more than once:
 //   - the agent sends a heartbeat (an unsolicited pong, which RFC 6455
@@ -589,20 +611,12 @@ func SetUserTimeout(c net.Conn, d time.Duration) error {
 	if ws == nil {
 		return nil
 	}
-	under := ws.conn
-	if u, ok := under.(*upgraded); ok {
-		under = u.Conn
-	}
-	sc, ok := under.(syscall.Conn)
-	if !ok {
+	sock := socketOf(ws.conn)
+	if sock == nil {
 		return nil
 	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return err
-	}
 	var serr error
-	err = raw.Control(func(fd uintptr) {
+	err := sock.Control(func(fd uintptr) {
 		serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, tcpUserTimeout, int(d.Milliseconds()))
 	})
 	return errors.Join(err, serr)

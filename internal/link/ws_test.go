@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -333,5 +334,49 @@ func TestWSConcurrentWritesStayFramed(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("the server did not see the close")
+	}
+}
+
+// The agent's TCP_USER_TIMEOUT reaches the TCP socket under its link,
+// to a plain-HTTP hub and under the outer TLS of an https one.
+func TestSetUserTimeout(t *testing.T) {
+	t.Parallel()
+	for _, https := range []bool{false, true} {
+		t.Run(map[bool]string{false: "http", true: "https"}[https], func(t *testing.T) {
+			t.Parallel()
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				c, err := Accept(w, r)
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				_, _ = io.Copy(io.Discard, c)
+			})
+			srv := httptest.NewServer(h)
+			if https {
+				srv = httptest.NewTLSServer(h)
+			}
+			defer srv.Close()
+			c, err := Dial(context.Background(), srv.URL, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if err := SetUserTimeout(c, 7*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			raw, err := c.(*WS).conn.(*upgraded).Conn.(*net.TCPConn).SyscallConn()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got int
+			var gerr error
+			if err := raw.Control(func(fd uintptr) { got, gerr = syscall.GetsockoptInt(int(fd), syscall.IPPROTO_TCP, tcpUserTimeout) }); err != nil {
+				t.Fatal(err)
+			}
+			if gerr != nil || got != 7000 {
+				t.Fatalf("TCP_USER_TIMEOUT = %d ms (%v), want 7000", got, gerr)
+			}
+		})
 	}
 }
