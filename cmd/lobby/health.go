@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"lobby/internal/config"
 	"lobby/internal/health"
 	"lobby/internal/pki"
 	"lobby/internal/server"
@@ -75,16 +74,7 @@ func (m *HealthMain) ParseFlags(args []string) error {
 	fs.StringVar(&m.htmlFile, "html", "", "also write the report as an HTML page to `FILE`")
 	fs.DurationVar(&m.options.MaxClockSkew, "max-clock-skew", health.DefaultMaxClockSkew, "how far a node's clock may be from the database's")
 	fs.DurationVar(&m.timeout, "timeout", health.DefaultProbeTimeout, "how long to wait for each node's address to answer")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return errHelp
-		}
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q: options are flags, see `lobby health -h`", fs.Arg(0))
-	}
-	if err := config.Load(fs, "", m.Getenv); err != nil {
+	if err := parseFlags(fs, args, nil, m.Getenv); err != nil {
 		return err
 	}
 	if m.options.MaxClockSkew <= 0 {
