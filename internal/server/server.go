@@ -479,11 +479,11 @@ func (s *Server) URL() string {
 	return scheme + "://" + s.listener.Addr().String()
 }
 
-// Run serves until ctx ends, then shuts down gracefully.
 // gatewayFence is how often a clustered node checks that its console
 // viewers' desktops are still theirs.
 const gatewayFence = time.Second
 
+// Run serves until ctx ends, then shuts down gracefully.
 func (s *Server) Run(ctx context.Context) error {
 	queued := s.Member.Mode() != lobby.NodeMaintenance
 	if queued {
@@ -493,23 +493,18 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	bg, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Add(3)
-	go func() { defer wg.Done(); s.Manager.Run(bg) }()
-	go func() { defer wg.Done(); s.Member.Run(bg) }()
-	go func() { defer wg.Done(); s.followMode(ctx, bg, queued) }()
-	wg.Add(1)
-	go func() { defer wg.Done(); s.Hub.RunPeers(bg) }()
+	wg.Go(func() { s.Manager.Run(bg) })
+	wg.Go(func() { s.Member.Run(bg) })
+	wg.Go(func() { s.followMode(ctx, bg, queued) })
+	wg.Go(func() { s.Hub.RunPeers(bg) })
 	if s.cfg.Postgres != "" {
 		// Releases made on other nodes end this node's viewers too.
-		wg.Add(1)
-		go func() { defer wg.Done(); s.Gateway.Fence(bg, gatewayFence) }()
+		wg.Go(func() { s.Gateway.Fence(bg, gatewayFence) })
 	}
-	wg.Add(2)
-	go func() { defer wg.Done(); s.Watchdog.Run(bg) }()
-	go func() { defer wg.Done(); s.monitor.Run(bg) }()
+	wg.Go(func() { s.Watchdog.Run(bg) })
+	wg.Go(func() { s.monitor.Run(bg) })
 	if s.agent != nil {
-		wg.Add(1)
-		go func() { defer wg.Done(); s.agent.run(bg) }()
+		wg.Go(func() { s.agent.run(bg) })
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.listener) }()
