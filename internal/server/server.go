@@ -425,11 +425,7 @@ func (s *Server) advertise() string {
 	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
 		host = s.cfg.Name
 	}
-	scheme := "https"
-	if s.cfg.PlainHTTP {
-		scheme = "http"
-	}
-	return scheme + "://" + net.JoinHostPort(host, port)
+	return s.scheme() + "://" + net.JoinHostPort(host, port)
 }
 
 // listen builds the handlers of the listener bind opened.
@@ -472,11 +468,14 @@ func (s *Server) Config() Config { return s.cfg }
 
 // URL is where the node serves, e.g. https://127.0.0.1:8443.
 func (s *Server) URL() string {
-	scheme := "https"
+	return s.scheme() + "://" + s.listener.Addr().String()
+}
+
+func (s *Server) scheme() string {
 	if s.cfg.PlainHTTP {
-		scheme = "http"
+		return "http"
 	}
-	return scheme + "://" + s.listener.Addr().String()
+	return "https"
 }
 
 // gatewayFence is how often a clustered node checks that its console
