@@ -153,7 +153,7 @@ func (m *HealthMain) source(ctx context.Context) (health.Source, func(), error) 
 			return src, nil, fmt.Errorf("%w (or give the cluster's --postgres URL)", err)
 		}
 		if key == nil { // a standalone node keeps its own key
-			if k, err := readStandaloneKey(m.data); err == nil {
+			if k, err := pki.ReadStandaloneKey(m.data); err == nil {
 				key = &k
 			}
 		}
@@ -174,16 +174,6 @@ func (m *HealthMain) source(ctx context.Context) (health.Source, func(), error) 
 		return ca.Cert, nil
 	}
 	return src, func() { st.Close() }, nil
-}
-
-// readStandaloneKey reads a standalone node's cluster key without making
-// one (pki.StandaloneKey would).
-func readStandaloneKey(dataDir string) (pki.ClusterKey, error) {
-	b, err := os.ReadFile(filepath.Join(dataDir, "cluster.key"))
-	if err != nil {
-		return pki.ClusterKey{}, err
-	}
-	return pki.ParseClusterKey(string(b))
 }
 
 func writeFile(path string, write func(io.Writer) error) error {
