@@ -83,7 +83,7 @@ func dbMigrate(ctx context.Context, w io.Writer, log *slog.Logger, pg, data stri
 		p, err = postgres.OpenWith(ctx, pg, postgres.Options{Logger: log, NoMigrate: true})
 		db, where = p, "PostgreSQL"
 	} else {
-		where = filepath.Join(data, "lobby.db")
+		where = filepath.Join(data, datadir.SQLiteFile)
 		if _, serr := os.Stat(where); serr != nil {
 			return fmt.Errorf("no database at %s (%v): give the node's --data directory, or --postgres URL for a cluster", where, serr)
 		}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"lobby/internal/datadir"
 	"lobby/internal/health"
 	"lobby/internal/pki"
 	"lobby/internal/server"
@@ -147,7 +148,7 @@ func (m *HealthMain) source(ctx context.Context) (health.Source, func(), error) 
 			return src, nil, fmt.Errorf("--postgres: %w", err)
 		}
 	} else {
-		path := filepath.Join(m.data, "lobby.db")
+		path := filepath.Join(m.data, datadir.SQLiteFile)
 		src.Database = path
 		if st, err = sqlite.OpenReadOnly(ctx, path, nil); err != nil {
 			return src, nil, fmt.Errorf("%w (or give the cluster's --postgres URL)", err)

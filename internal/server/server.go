@@ -264,7 +264,7 @@ func (s *Server) openStore(ctx context.Context) error {
 		}
 		s.Store = db
 	} else {
-		db, err := sqlite.OpenWith(ctx, filepath.Join(s.cfg.DataDir, "lobby.db"), sqlite.Options{Logger: s.log, NoMigrate: s.cfg.NoMigrate})
+		db, err := sqlite.OpenWith(ctx, filepath.Join(s.cfg.DataDir, datadir.SQLiteFile), sqlite.Options{Logger: s.log, NoMigrate: s.cfg.NoMigrate})
 		if err != nil {
 			return err
 		}
