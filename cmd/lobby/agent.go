@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"lobby/internal/agent"
-	"lobby/internal/config"
 	"lobby/internal/linkproto"
 	"lobby/internal/provider"
 	"lobby/internal/provider/local"
@@ -113,16 +112,7 @@ func (m *AgentMain) ParseFlags(args []string) error {
 	ping := fs.Duration("ping", agent.DefaultPing, "ping interval (for hubs without their own)")
 	secure := fs.Bool("secure-only", false, "refuse hubs given as plain http:// URLs")
 	fs.StringVar(&m.desktopUser, "desktop-user", "", "run desktops as this existing unprivileged user (default: one system user per desktop)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return errHelp
-		}
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q: options are flags, see `lobby agent -h`", fs.Arg(0))
-	}
-	if err := config.Load(fs, *cfgFile, m.Getenv); err != nil {
+	if err := parseFlags(fs, args, cfgFile, m.Getenv); err != nil {
 		return err
 	}
 	for _, h := range m.hubs {

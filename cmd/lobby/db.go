@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 
-	"lobby/internal/config"
 	"lobby/internal/dbswitch"
 )
 
@@ -36,21 +34,12 @@ func runDBMove(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		fs.BoolVar(&discard, "discard-local", false, "join a cluster even though the embedded database holds data it lacks (the file is kept)")
 	}
 	fs.Usage = func() { dbUsage(stderr, args[0], fs) }
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if err := parseFlags(fs, args[1:], nil, getenv); err != nil {
+		return usageExit(stderr, name, err)
 	}
 	usage := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "%s: %s\n", name, fmt.Sprintf(format, a...))
 		return 2
-	}
-	if fs.NArg() > 0 {
-		return usage("unexpected argument %q: options are flags, see `%s -h`", fs.Arg(0), name)
-	}
-	if err := config.Load(fs, "", getenv); err != nil {
-		return usage("%v", err)
 	}
 	log, err := newLogger(stderr, *logLevel)
 	if err != nil {

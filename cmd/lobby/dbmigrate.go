@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"lobby/internal/cluster"
-	"lobby/internal/config"
 	"lobby/internal/datadir"
 	"lobby/internal/lobby"
 	"lobby/internal/store"
@@ -43,19 +42,8 @@ func runDBMigrate(ctx context.Context, args []string, stdout, stderr io.Writer, 
 			"Options also come from LOBBY_POSTGRES and LOBBY_DATA.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "lobby admin db migrate: unexpected argument %q: options are flags, see `lobby admin db migrate -h`\n", fs.Arg(0))
-		return 2
-	}
-	if err := config.Load(fs, "", getenv); err != nil {
-		fmt.Fprintf(stderr, "lobby admin db migrate: %v\n", err)
-		return 2
+	if err := parseFlags(fs, args, nil, getenv); err != nil {
+		return usageExit(stderr, fs.Name(), err)
 	}
 	log, err := newLogger(stderr, *logLevel)
 	if err != nil {
@@ -95,7 +83,7 @@ func dbMigrate(ctx context.Context, w io.Writer, log *slog.Logger, pg, data stri
 		p, err = postgres.OpenWith(ctx, pg, postgres.Options{Logger: log, NoMigrate: true})
 		db, where = p, "PostgreSQL"
 	} else {
-		where = filepath.Join(data, "lobby.db")
+		where = filepath.Join(data, datadir.SQLiteFile)
 		if _, serr := os.Stat(where); serr != nil {
 			return fmt.Errorf("no database at %s (%v): give the node's --data directory, or --postgres URL for a cluster", where, serr)
 		}

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"lobby/internal/config"
+	"lobby/internal/datadir"
 	"lobby/internal/health"
 	"lobby/internal/pki"
 	"lobby/internal/server"
@@ -75,16 +75,7 @@ func (m *HealthMain) ParseFlags(args []string) error {
 	fs.StringVar(&m.htmlFile, "html", "", "also write the report as an HTML page to `FILE`")
 	fs.DurationVar(&m.options.MaxClockSkew, "max-clock-skew", health.DefaultMaxClockSkew, "how far a node's clock may be from the database's")
 	fs.DurationVar(&m.timeout, "timeout", health.DefaultProbeTimeout, "how long to wait for each node's address to answer")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return errHelp
-		}
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q: options are flags, see `lobby health -h`", fs.Arg(0))
-	}
-	if err := config.Load(fs, "", m.Getenv); err != nil {
+	if err := parseFlags(fs, args, nil, m.Getenv); err != nil {
 		return err
 	}
 	if m.options.MaxClockSkew <= 0 {
@@ -157,13 +148,13 @@ func (m *HealthMain) source(ctx context.Context) (health.Source, func(), error) 
 			return src, nil, fmt.Errorf("--postgres: %w", err)
 		}
 	} else {
-		path := filepath.Join(m.data, "lobby.db")
+		path := filepath.Join(m.data, datadir.SQLiteFile)
 		src.Database = path
 		if st, err = sqlite.OpenReadOnly(ctx, path, nil); err != nil {
 			return src, nil, fmt.Errorf("%w (or give the cluster's --postgres URL)", err)
 		}
 		if key == nil { // a standalone node keeps its own key
-			if k, err := readStandaloneKey(m.data); err == nil {
+			if k, err := pki.ReadStandaloneKey(m.data); err == nil {
 				key = &k
 			}
 		}
@@ -184,16 +175,6 @@ func (m *HealthMain) source(ctx context.Context) (health.Source, func(), error) 
 		return ca.Cert, nil
 	}
 	return src, func() { st.Close() }, nil
-}
-
-// readStandaloneKey reads a standalone node's cluster key without making
-// one (pki.StandaloneKey would).
-func readStandaloneKey(dataDir string) (pki.ClusterKey, error) {
-	b, err := os.ReadFile(filepath.Join(dataDir, "cluster.key"))
-	if err != nil {
-		return pki.ClusterKey{}, err
-	}
-	return pki.ParseClusterKey(string(b))
 }
 
 func writeFile(path string, write func(io.Writer) error) error {

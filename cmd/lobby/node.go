@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"lobby/internal/auth"
-	"lobby/internal/config"
 	"lobby/internal/datadir"
 	"lobby/internal/jobs"
 	"lobby/internal/link"
@@ -63,16 +62,7 @@ func (m *Main) ParseFlags(cmd string, args []string) error {
 		healthFlags(fs, c)
 		fs.DurationVar(&c.JobTakeover, "job-takeover", jobs.DefaultTakeoverAfter, "take a node's jobs over once its heartbeat stood still this long; 0 never (operators reassign them)")
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return errHelp
-		}
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q: options are flags, see `lobby %s -h`", fs.Arg(0), cmd)
-	}
-	if err := config.Load(fs, *cfgFile, m.Getenv); err != nil {
+	if err := parseFlags(fs, args, cfgFile, m.Getenv); err != nil {
 		return err
 	}
 	recorded, err := recordedDatabase(fs, c, m.dev)

@@ -20,12 +20,10 @@ func (s *Server) clusterHealth(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Cache-Control", "no-store")
 	if format == "html" {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Content-Disposition", `attachment; filename="`+rep.FileName()+`"`)
-		return rep.WriteHTML(w)
+		return rep.Download(w)
 	}
+	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Type", "application/json")
 	return rep.WriteJSON(w)
 }

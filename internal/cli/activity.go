@@ -16,8 +16,8 @@ func jobsList(fs *flag.FlagSet) runFunc {
 	kind := fs.String("kind", "", "only jobs of `KIND`")
 	site := fs.Int("site", 0, "only the jobs site ID `N` owns")
 	return func(ctx context.Context, r *runner, _ []string) error {
-		if *site < 0 || *site > 65535 {
-			return usageErrorf("--site %d is not a site ID: give a number from 1 to 65535", *site)
+		if err := checkSite("site", *site, false); err != nil {
+			return err
 		}
 		c, err := r.client()
 		if err != nil {

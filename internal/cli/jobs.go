@@ -33,6 +33,7 @@ func takenOver(ts []client.JobTakeover) string {
 	return strings.Join(parts, ", ")
 }
 
+// checkSite checks a site ID given with --flag (0: none given).
 func checkSite(flag string, site int, required bool) error {
 	if site == 0 && required {
 		return usageErrorf("--%s is required: give the site ID of the node that is gone (lobby nodes list)", flag)

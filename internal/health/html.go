@@ -5,6 +5,7 @@ import (
 	"embed"
 	"html/template"
 	"io"
+	"net/http"
 )
 
 //go:embed templates/report.html
@@ -23,7 +24,12 @@ func (r *Report) WriteHTML(w io.Writer) error {
 	return err
 }
 
-// FileName is a name for the downloaded report.
-func (r *Report) FileName() string {
-	return "lobby-health-" + r.Generated.UTC().Format("20060102-150405") + ".html"
+// Download answers the report as an HTML file to keep or send (WriteHTML),
+// named for when it was made.
+func (r *Report) Download(w http.ResponseWriter) error {
+	name := "lobby-health-" + r.Generated.UTC().Format("20060102-150405") + ".html"
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
+	w.Header().Set("Cache-Control", "no-store")
+	return r.WriteHTML(w)
 }

@@ -41,7 +41,7 @@ type Prober struct {
 
 // NewProber returns a prober whose probes give up after timeout (0: the
 // default). It does not check the nodes' HTTPS certificates (a node's is
-// often self-signed): it sends nothing secret, and reads their expiry.
+// often self-signed): it sends nothing secret.
 func NewProber(timeout time.Duration) *Prober {
 	if timeout <= 0 {
 		timeout = DefaultProbeTimeout
@@ -64,9 +64,6 @@ type Probe struct {
 	Err error
 	// Ping is the node's answer (when it answered).
 	Ping Ping
-	// TLSExpires is when the HTTPS certificate the address presented
-	// expires; zero over plain HTTP.
-	TLSExpires time.Time
 }
 
 // Probe asks the node at address (its listen URL, e.g.
@@ -90,9 +87,6 @@ func (p *Prober) Probe(ctx context.Context, address string, site int) Probe {
 	var out Probe
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	out.RTT = time.Since(start)
-	if resp.TLS != nil && len(resp.TLS.PeerCertificates) > 0 {
-		out.TLSExpires = resp.TLS.PeerCertificates[0].NotAfter
-	}
 	switch {
 	case err != nil:
 		out.Err = fmt.Errorf("read the answer: %w", err)

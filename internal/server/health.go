@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"lobby/internal/datadir"
 	"lobby/internal/health"
 	"lobby/internal/pki"
 	"lobby/internal/store"
@@ -65,7 +66,7 @@ func (s *Server) describeStore() string {
 	if s.cfg.Postgres != "" {
 		return postgres.DescribeURL(s.cfg.Postgres)
 	}
-	return filepath.Join(s.cfg.DataDir, "lobby.db")
+	return filepath.Join(s.cfg.DataDir, datadir.SQLiteFile)
 }
 
 // agentLinks lists the agents linked to this node, for its health record.

@@ -3,14 +3,11 @@ package server
 import (
 	"bytes"
 	"context"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
-	"lobby/internal/agent"
 	"lobby/internal/cli"
-	"lobby/internal/linkproto"
 	"lobby/internal/pki"
 	"lobby/internal/provider"
 	"lobby/internal/store/pgtest"
@@ -41,21 +38,7 @@ func TestSiteJobsAPI(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var tok struct{ Token string }
-	admin.want(201, "POST", "/api/v1/tokens", map[string]any{"uses": 1, "expires_in": "1h"}, &tok)
-	ag, err := agent.New(agent.Config{Name: "host-s", DataDir: t.TempDir(), Provider: prov, Release: "agent-test",
-		Logger: slog.New(slog.DiscardHandler), CheckEvery: 50 * time.Millisecond, BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
-		Hubs: []linkproto.HubSetting{{URL: baseB, Ping: linkproto.Duration(500 * time.Millisecond), AutoConnect: true}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ag.Join(context.Background(), tok.Token); err != nil {
-		t.Fatal(err)
-	}
-	actx, acancel := context.WithCancel(context.Background())
-	agentDone := make(chan struct{})
-	go func() { _ = ag.Run(actx); close(agentDone) }()
-	t.Cleanup(func() { acancel(); <-agentDone })
+	runAgent(t, admin, "host-s", prov, baseB)
 	desk := map[string]string{}
 	eventually(t, "the agent reports its desktops", func() bool {
 		var ds list

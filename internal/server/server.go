@@ -264,7 +264,7 @@ func (s *Server) openStore(ctx context.Context) error {
 		}
 		s.Store = db
 	} else {
-		db, err := sqlite.OpenWith(ctx, filepath.Join(s.cfg.DataDir, "lobby.db"), sqlite.Options{Logger: s.log, NoMigrate: s.cfg.NoMigrate})
+		db, err := sqlite.OpenWith(ctx, filepath.Join(s.cfg.DataDir, datadir.SQLiteFile), sqlite.Options{Logger: s.log, NoMigrate: s.cfg.NoMigrate})
 		if err != nil {
 			return err
 		}
@@ -425,11 +425,7 @@ func (s *Server) advertise() string {
 	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
 		host = s.cfg.Name
 	}
-	scheme := "https"
-	if s.cfg.PlainHTTP {
-		scheme = "http"
-	}
-	return scheme + "://" + net.JoinHostPort(host, port)
+	return s.scheme() + "://" + net.JoinHostPort(host, port)
 }
 
 // listen builds the handlers of the listener bind opened.
@@ -472,18 +468,21 @@ func (s *Server) Config() Config { return s.cfg }
 
 // URL is where the node serves, e.g. https://127.0.0.1:8443.
 func (s *Server) URL() string {
-	scheme := "https"
-	if s.cfg.PlainHTTP {
-		scheme = "http"
-	}
-	return scheme + "://" + s.listener.Addr().String()
+	return s.scheme() + "://" + s.listener.Addr().String()
 }
 
-// Run serves until ctx ends, then shuts down gracefully.
+func (s *Server) scheme() string {
+	if s.cfg.PlainHTTP {
+		return "http"
+	}
+	return "https"
+}
+
 // gatewayFence is how often a clustered node checks that its console
 // viewers' desktops are still theirs.
 const gatewayFence = time.Second
 
+// Run serves until ctx ends, then shuts down gracefully.
 func (s *Server) Run(ctx context.Context) error {
 	queued := s.Member.Mode() != lobby.NodeMaintenance
 	if queued {
@@ -493,23 +492,18 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	bg, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Add(3)
-	go func() { defer wg.Done(); s.Manager.Run(bg) }()
-	go func() { defer wg.Done(); s.Member.Run(bg) }()
-	go func() { defer wg.Done(); s.followMode(ctx, bg, queued) }()
-	wg.Add(1)
-	go func() { defer wg.Done(); s.Hub.RunPeers(bg) }()
+	wg.Go(func() { s.Manager.Run(bg) })
+	wg.Go(func() { s.Member.Run(bg) })
+	wg.Go(func() { s.followMode(ctx, bg, queued) })
+	wg.Go(func() { s.Hub.RunPeers(bg) })
 	if s.cfg.Postgres != "" {
 		// Releases made on other nodes end this node's viewers too.
-		wg.Add(1)
-		go func() { defer wg.Done(); s.Gateway.Fence(bg, gatewayFence) }()
+		wg.Go(func() { s.Gateway.Fence(bg, gatewayFence) })
 	}
-	wg.Add(2)
-	go func() { defer wg.Done(); s.Watchdog.Run(bg) }()
-	go func() { defer wg.Done(); s.monitor.Run(bg) }()
+	wg.Go(func() { s.Watchdog.Run(bg) })
+	wg.Go(func() { s.monitor.Run(bg) })
 	if s.agent != nil {
-		wg.Add(1)
-		go func() { defer wg.Done(); s.agent.run(bg) }()
+		wg.Go(func() { s.agent.run(bg) })
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.listener) }()

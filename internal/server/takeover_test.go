@@ -38,25 +38,7 @@ func TestJobTakeoverAcrossNodes(t *testing.T) {
 	if _, err := prov.Create(context.Background(), provider.Spec{Name: "desk-1"}); err != nil {
 		t.Fatal(err)
 	}
-	var tok struct{ Token string }
-	admin.want(201, "POST", "/api/v1/tokens", map[string]any{"uses": 1, "expires_in": "1h"}, &tok)
-	ag, err := agent.New(agent.Config{Name: "host-t", DataDir: t.TempDir(), Provider: prov, Release: "agent-test",
-		Logger: slog.New(slog.DiscardHandler), CheckEvery: 50 * time.Millisecond,
-		BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
-		Hubs: []linkproto.HubSetting{
-			{URL: baseA, Ping: linkproto.Duration(500 * time.Millisecond), AutoConnect: true},
-			{URL: baseB, Ping: linkproto.Duration(500 * time.Millisecond), AutoConnect: true},
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ag.Join(context.Background(), tok.Token); err != nil {
-		t.Fatal(err)
-	}
-	actx, acancel := context.WithCancel(context.Background())
-	agentDone := make(chan struct{})
-	go func() { _ = ag.Run(actx); close(agentDone) }()
-	t.Cleanup(func() { acancel(); <-agentDone })
+	runAgent(t, admin, "host-t", prov, baseA, baseB)
 
 	var desktops list
 	eventually(t, "the agent reports its desktop through node A", func() bool {
@@ -129,6 +111,31 @@ func clusterNode(t *testing.T, site int, name, dbURL, key string, takeover time.
 	}
 	t.Cleanup(stop)
 	return s, s.URL(), stop
+}
+
+// runAgent joins a host agent with a token admin issues and runs it until
+// the test ends, linked to the hubs in their order.
+func runAgent(t *testing.T, admin *apiClient, name string, prov provider.Provider, hubs ...string) {
+	t.Helper()
+	var tok struct{ Token string }
+	admin.want(201, "POST", "/api/v1/tokens", map[string]any{"uses": 1, "expires_in": "1h"}, &tok)
+	settings := make([]linkproto.HubSetting, len(hubs))
+	for i, u := range hubs {
+		settings[i] = linkproto.HubSetting{URL: u, Ping: linkproto.Duration(500 * time.Millisecond), AutoConnect: true}
+	}
+	ag, err := agent.New(agent.Config{Name: name, DataDir: t.TempDir(), Provider: prov, Release: "agent-test",
+		Logger: slog.New(slog.DiscardHandler), CheckEvery: 50 * time.Millisecond,
+		BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond, Hubs: settings})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ag.Join(context.Background(), tok.Token); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = ag.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
 }
 
 // slowHost is a memory provider whose first start waits for the test: a

@@ -29,8 +29,5 @@ func (s *Server) healthReport(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Content-Disposition", `attachment; filename="`+rep.FileName()+`"`)
-	w.Header().Set("Cache-Control", "no-store")
-	return rep.WriteHTML(w)
+	return rep.Download(w)
 }
