@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -183,39 +184,17 @@ func listeningInodes(file string, port int) []string {
 // treeCPU is the CPU of pid, of its live descendants (PostgreSQL's
 // backends), and of the ones they reaped (cutime, cstime).
 func treeCPU(pid int) (time.Duration, error) {
-	kids, err := descendants(pid)
+	procs, err := scanProcs()
 	if err != nil {
 		return 0, err
+	}
+	i := slices.IndexFunc(procs, func(p procStat) bool { return p.pid == pid })
+	if i < 0 {
+		return 0, fmt.Errorf("process %d is gone", pid)
 	}
 	var ticks uint64
-	for i, p := range append([]int{pid}, kids...) {
-		t, err := procTicks(p)
-		if err != nil && i == 0 {
-			return 0, err
-		}
-		ticks += t
+	for _, p := range append(below(procs, pid), procs[i]) {
+		ticks += p.cpu + p.reaped
 	}
 	return time.Duration(ticks) * time.Second / clockTicks, nil
-}
-
-// procTicks reads utime+stime+cutime+cstime of pid, in clock ticks.
-func procTicks(pid int) (uint64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 15 {
-		return 0, fmt.Errorf("/proc/%d/stat: too few fields", pid)
-	}
-	var sum uint64
-	for _, x := range f[11:15] {
-		v, err := strconv.ParseUint(x, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
-		}
-		sum += v
-	}
-	return sum, nil
 }
