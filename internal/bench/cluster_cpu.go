@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -23,13 +22,12 @@ type clusterCPU struct {
 	lb    time.Duration   // HAProxy
 	pg    time.Duration   // the PostgreSQL server's processes; -1 when unknown
 	stat  cpuStat
-	ctxt  uint64 // context switches on the machine so far
 }
 
 // readClusterCPU reads the CPU of every part; pgPID is the postmaster (0
 // when unknown).
 func readClusterCPU(c *procCluster, lb *balancer, pgPID int) clusterCPU {
-	r := clusterCPU{at: time.Now(), self: CPUTime(), stat: readCPUStat(), ctxt: contextSwitches(), pg: -1}
+	r := clusterCPU{at: time.Now(), self: CPUTime(), stat: readCPUStat(), pg: -1}
 	for _, n := range c.nodes {
 		var t time.Duration
 		if n.self == nil {
@@ -87,26 +85,10 @@ func cpuBetween(a, b clusterCPU) ClusterCPU {
 		ours += b.pg - a.pg
 	}
 	r.Other = max(0, cores(machineBusy(a.stat, b.stat)-ours))
-	if wall > 0 && b.ctxt >= a.ctxt {
-		r.Switches = float64(b.ctxt-a.ctxt) / wall.Seconds()
+	if wall > 0 && b.stat.ctxt >= a.stat.ctxt {
+		r.Switches = float64(b.stat.ctxt-a.stat.ctxt) / wall.Seconds()
 	}
 	return r
-}
-
-// contextSwitches reads the machine's context switches since boot from
-// /proc/stat; 0 when it cannot.
-func contextSwitches() uint64 {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0
-	}
-	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, "ctxt "); ok {
-			n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
-			return n
-		}
-	}
-	return 0
 }
 
 // NodesTotal is the CPU of all child node processes together.
