@@ -18,15 +18,16 @@ import (
 //
 // GOGC belongs to the process, so there is one, shared by every Hasher.
 type stormGC struct {
-	once   sync.Once
-	mu     sync.Mutex
 	base   int // GOGC as the process started; negative (GOGC=off): never touched
+	mu     sync.Mutex
 	raised bool
 	since  int // hashes since the percentage was last set
 	timer  *time.Timer
 }
 
-var heapRoom stormGC
+// heapRoom reads GOGC once, at start-up: nothing else in the process
+// sets it.
+var heapRoom = stormGC{base: gcPercent()}
 
 const (
 	calmAfter = 2 * time.Second
@@ -43,12 +44,11 @@ func stormRoom(hashKiB uint32) uint64 { return min(uint64(hashKiB)<<10*32, maxRo
 
 // busy notes that a hash starts with others queued behind it.
 func (g *stormGC) busy(room uint64) {
-	g.once.Do(func() { g.base = gcPercent() })
-	g.mu.Lock()
-	defer g.mu.Unlock()
 	if g.base < 0 {
 		return
 	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	if g.timer != nil {
 		g.timer.Stop()
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -119,9 +118,7 @@ func RunCluster(ctx context.Context, cfg ClusterConfig) (*ClusterResult, error) 
 		return nil, err
 	}
 	res := &ClusterResult{Config: cfg, Machine: ReadMachine()}
-	if out, err := exec.Command(haproxyBinary(), "-v").Output(); err == nil {
-		res.Balancer = strings.SplitN(string(out), "\n", 2)[0]
-	}
+	res.Balancer = haproxyVersion(haproxyBinary())
 	base, stop, err := pgServer(ctx, cfg.Postgres, cfg.DataDir)
 	if err != nil {
 		return nil, err

@@ -6,7 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,13 +22,12 @@ type clusterCPU struct {
 	lb    time.Duration   // HAProxy
 	pg    time.Duration   // the PostgreSQL server's processes; -1 when unknown
 	stat  cpuStat
-	ctxt  uint64 // context switches on the machine so far
 }
 
 // readClusterCPU reads the CPU of every part; pgPID is the postmaster (0
 // when unknown).
 func readClusterCPU(c *procCluster, lb *balancer, pgPID int) clusterCPU {
-	r := clusterCPU{at: time.Now(), self: CPUTime(), stat: readCPUStat(), ctxt: contextSwitches(), pg: -1}
+	r := clusterCPU{at: time.Now(), self: CPUTime(), stat: readCPUStat(), pg: -1}
 	for _, n := range c.nodes {
 		var t time.Duration
 		if n.self == nil {
@@ -86,26 +85,10 @@ func cpuBetween(a, b clusterCPU) ClusterCPU {
 		ours += b.pg - a.pg
 	}
 	r.Other = max(0, cores(machineBusy(a.stat, b.stat)-ours))
-	if wall > 0 && b.ctxt >= a.ctxt {
-		r.Switches = float64(b.ctxt-a.ctxt) / wall.Seconds()
+	if wall > 0 && b.stat.ctxt >= a.stat.ctxt {
+		r.Switches = float64(b.stat.ctxt-a.stat.ctxt) / wall.Seconds()
 	}
 	return r
-}
-
-// contextSwitches reads the machine's context switches since boot from
-// /proc/stat; 0 when it cannot.
-func contextSwitches() uint64 {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0
-	}
-	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, "ctxt "); ok {
-			n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
-			return n
-		}
-	}
-	return 0
 }
 
 // NodesTotal is the CPU of all child node processes together.
@@ -183,39 +166,17 @@ func listeningInodes(file string, port int) []string {
 // treeCPU is the CPU of pid, of its live descendants (PostgreSQL's
 // backends), and of the ones they reaped (cutime, cstime).
 func treeCPU(pid int) (time.Duration, error) {
-	kids, err := descendants(pid)
+	procs, err := scanProcs()
 	if err != nil {
 		return 0, err
+	}
+	i := slices.IndexFunc(procs, func(p procStat) bool { return p.pid == pid })
+	if i < 0 {
+		return 0, fmt.Errorf("process %d is gone", pid)
 	}
 	var ticks uint64
-	for i, p := range append([]int{pid}, kids...) {
-		t, err := procTicks(p)
-		if err != nil && i == 0 {
-			return 0, err
-		}
-		ticks += t
+	for _, p := range append(below(procs, pid), procs[i]) {
+		ticks += p.cpu + p.reaped
 	}
 	return time.Duration(ticks) * time.Second / clockTicks, nil
-}
-
-// procTicks reads utime+stime+cutime+cstime of pid, in clock ticks.
-func procTicks(pid int) (uint64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 15 {
-		return 0, fmt.Errorf("/proc/%d/stat: too few fields", pid)
-	}
-	var sum uint64
-	for _, x := range f[11:15] {
-		v, err := strconv.ParseUint(x, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
-		}
-		sum += v
-	}
-	return sum, nil
 }

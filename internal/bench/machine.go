@@ -131,20 +131,24 @@ func CPUTime() time.Duration {
 func MiB(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
 // cpuStat is the machine-wide busy and total time from /proc/stat, in
-// clock ticks.
-type cpuStat struct{ busy, total uint64 }
+// clock ticks, and its context switches since boot.
+type cpuStat struct{ busy, total, ctxt uint64 }
 
 func readCPUStat() cpuStat {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
 		return cpuStat{}
 	}
-	line, _, _ := strings.Cut(string(b), "\n")
+	line, rest, _ := strings.Cut(string(b), "\n")
 	f := strings.Fields(line)
 	if len(f) < 8 || f[0] != "cpu" {
 		return cpuStat{}
 	}
 	var s cpuStat
+	if _, v, ok := strings.Cut(rest, "\nctxt "); ok {
+		v, _, _ = strings.Cut(v, "\n")
+		s.ctxt, _ = strconv.ParseUint(v, 10, 64)
+	}
 	for i, v := range f[1:] {
 		n, _ := strconv.ParseUint(v, 10, 64)
 		if i >= 8 { // guest time is already in user

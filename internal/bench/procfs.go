@@ -14,27 +14,34 @@ func descendants(pid int) ([]int, error) {
 	if err != nil {
 		return nil, err
 	}
-	children := map[int][]int{}
-	for _, p := range procs {
-		children[p.ppid] = append(children[p.ppid], p.pid)
-	}
 	var out []int
-	queue := []int{pid}
-	for len(queue) > 0 {
-		p := queue[0]
-		queue = queue[1:]
-		for _, c := range children[p] {
-			out = append(out, c)
-			queue = append(queue, c)
-		}
+	for _, p := range below(procs, pid) {
+		out = append(out, p.pid)
 	}
 	return out, nil
+}
+
+// below returns the processes under pid in procs, breadth first.
+func below(procs []procStat, pid int) []procStat {
+	children := map[int][]procStat{}
+	for _, p := range procs {
+		children[p.ppid] = append(children[p.ppid], p)
+	}
+	var out []procStat
+	for queue := []int{pid}; len(queue) > 0; queue = queue[1:] {
+		for _, c := range children[queue[0]] {
+			out = append(out, c)
+			queue = append(queue, c.pid)
+		}
+	}
+	return out
 }
 
 // procStat is what the harnesses need of /proc/PID/stat.
 type procStat struct {
 	pid, ppid int
 	cpu       uint64 // utime+stime, clock ticks
+	reaped    uint64 // cutime+cstime: the CPU of the children it reaped
 }
 
 // scanProcs reads /proc/*/stat.
@@ -56,13 +63,15 @@ func scanProcs() ([]procStat, error) {
 		// pid (comm) state ppid ...: comm may hold spaces; split after ')'.
 		s := string(b)
 		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(f) < 13 {
+		if len(f) < 15 {
 			continue
 		}
 		ppid, _ := strconv.Atoi(f[1])
-		ut, _ := strconv.ParseUint(f[11], 10, 64)
-		st, _ := strconv.ParseUint(f[12], 10, 64)
-		out = append(out, procStat{pid: pid, ppid: ppid, cpu: ut + st})
+		var t [4]uint64 // utime, stime, cutime, cstime
+		for i := range t {
+			t[i], _ = strconv.ParseUint(f[11+i], 10, 64)
+		}
+		out = append(out, procStat{pid: pid, ppid: ppid, cpu: t[0] + t[1], reaped: t[2] + t[3]})
 	}
 	return out, nil
 }
@@ -73,19 +82,9 @@ func childrenCPU() map[int]uint64 {
 	if err != nil {
 		return nil
 	}
-	children := map[int][]procStat{}
-	for _, p := range procs {
-		children[p.ppid] = append(children[p.ppid], p)
-	}
 	out := map[int]uint64{}
-	queue := []int{os.Getpid()}
-	for len(queue) > 0 {
-		p := queue[0]
-		queue = queue[1:]
-		for _, c := range children[p] {
-			out[c.pid] = c.cpu
-			queue = append(queue, c.pid)
-		}
+	for _, p := range below(procs, os.Getpid()) {
+		out[p.pid] = p.cpu
 	}
 	return out
 }

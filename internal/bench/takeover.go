@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -150,9 +149,7 @@ func takeoverRound(ctx context.Context, cfg TakeoverConfig, base string, killLea
 			return TakeoverRound{}, err
 		}
 		defer lb.stop()
-		if out, err := exec.Command(bin, "-v").Output(); err == nil {
-			res.Balancer = strings.SplitN(string(out), "\n", 2)[0]
-		}
+		res.Balancer = haproxyVersion(bin)
 	}
 	if err := waitLeader(ctx, c.nodes[0], 1); err != nil {
 		return TakeoverRound{}, err

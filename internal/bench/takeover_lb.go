@@ -36,6 +36,15 @@ func haproxyBinary() string {
 	return ""
 }
 
+// haproxyVersion is the first line of `haproxy -v` ("" when it fails).
+func haproxyVersion(bin string) string {
+	out, err := exec.Command(bin, "-v").Output()
+	if err != nil {
+		return ""
+	}
+	return strings.SplitN(string(out), "\n", 2)[0]
+}
+
 // startBalancer starts HAProxy in front of the nodes and waits until it
 // reports every one of them up.
 func startBalancer(ctx context.Context, bin, dir string, nodes []*nodeProc) (*balancer, error) {

@@ -127,27 +127,7 @@ func requireHAProxy(tb testing.TB) string {
 // startClusterNode starts the node of a site on the shared database.
 func startClusterNode(tb testing.TB, site int, dbURL, key string) *node {
 	tb.Helper()
-	name := fmt.Sprintf("node-%d", site)
-	n := &node{name: name}
-	n.p = start(tb, name, []string{"LOBBY_ADMIN_PASSWORD=" + adminPW, "LOBBY_CLUSTER_KEY=" + key},
-		"server", "--plain-http", "--listen", "127.0.0.1:0", "--data", tb.TempDir(), "--name", name,
-		"--postgres", dbURL, "--site-id", strconv.Itoa(site))
-	eventually(tb, name+" prints its URL", func() bool {
-		if n.p.exited() {
-			tb.Fatalf("%s exited: %v\n%s", name, n.p.err, n.p.stderr.String())
-		}
-		if m := urlLine.FindStringSubmatch(n.p.stdout.String()); m != nil {
-			n.url = m[1]
-		}
-		return n.url != ""
-	})
-	anon := &client{tb: tb, base: n.url}
-	eventually(tb, name+" is ready", func() bool {
-		code, _ := anon.call("GET", "/readyz", nil)
-		return code == http.StatusOK
-	})
-	n.admin = n.login(tb, "admin", adminPW)
-	return n
+	return startNodeWith(tb, fmt.Sprintf("node-%d", site), []string{"LOBBY_CLUSTER_KEY=" + key}, "--postgres", dbURL, "--site-id", strconv.Itoa(site))
 }
 
 // startHAProxy runs HAProxy in front of the nodes, checking /readyz, and

@@ -44,22 +44,32 @@ func startNodeWith(tb testing.TB, name string, env []string, args ...string) *no
 // and is ready.
 func launchNode(tb testing.TB, name string, env []string, args ...string) *node {
 	tb.Helper()
+	n := serveNode(tb, lobbyBin, name, "node "+name, env, args...)
+	anon := &client{tb: tb, base: n.url}
+	eventually(tb, "node "+name+" is ready", func() bool {
+		code, _ := anon.call("GET", "/readyz", nil)
+		return code == http.StatusOK
+	})
+	return n
+}
+
+// serveNode starts `lobby server --plain-http` of the build bin, called
+// label in the test's log, with args, the first administrator's password
+// and env, and waits until it prints its URL (not until it is ready: a
+// node in maintenance mode serves, with 503 on /readyz).
+func serveNode(tb testing.TB, bin, name, label string, env []string, args ...string) *node {
+	tb.Helper()
 	n := &node{name: name}
-	n.p = start(tb, "node "+name, append([]string{"LOBBY_ADMIN_PASSWORD=" + adminPW}, env...),
+	n.p = startBin(tb, bin, label, append([]string{"LOBBY_ADMIN_PASSWORD=" + adminPW}, env...),
 		append([]string{"server", "--plain-http"}, args...)...)
-	eventually(tb, "node "+name+" prints its URL", func() bool {
+	eventually(tb, label+" prints its URL", func() bool {
 		if n.p.exited() {
-			tb.Fatalf("node %s exited: %v\n%s", name, n.p.err, n.p.stderr.String())
+			tb.Fatalf("%s exited: %v\n%s", label, n.p.err, n.p.stderr.String())
 		}
 		if m := urlLine.FindStringSubmatch(n.p.stdout.String()); m != nil {
 			n.url = m[1]
 		}
 		return n.url != ""
-	})
-	anon := &client{tb: tb, base: n.url}
-	eventually(tb, "node "+name+" is ready", func() bool {
-		code, _ := anon.call("GET", "/readyz", nil)
-		return code == http.StatusOK
 	})
 	return n
 }

@@ -55,20 +55,8 @@ func (c *upgradeCluster) start(tb testing.TB, site int, rel release) *node {
 		c.data[site] = tb.TempDir()
 	}
 	name := fmt.Sprintf("n%d", site)
-	n := &node{name: name}
-	n.p = startBin(tb, rel.bin, fmt.Sprintf("node %s (release %s)", name, rel.name),
-		[]string{"LOBBY_ADMIN_PASSWORD=" + adminPW, "LOBBY_CLUSTER_KEY=" + c.key},
-		"server", "--plain-http", "--listen", "127.0.0.1:0", "--data", c.data[site], "--name", name,
-		"--postgres", c.pg, "--site-id", fmt.Sprint(site))
-	eventually(tb, "node "+name+" prints its URL", func() bool {
-		if n.p.exited() {
-			tb.Fatalf("node %s (release %s) exited: %v\n%s", name, rel.name, n.p.err, n.p.stderr.String())
-		}
-		if m := urlLine.FindStringSubmatch(n.p.stdout.String()); m != nil {
-			n.url = m[1]
-		}
-		return n.url != ""
-	})
+	n := serveNode(tb, rel.bin, name, fmt.Sprintf("node %s (release %s)", name, rel.name), []string{"LOBBY_CLUSTER_KEY=" + c.key},
+		"--listen", "127.0.0.1:0", "--data", c.data[site], "--name", name, "--postgres", c.pg, "--site-id", fmt.Sprint(site))
 	n.admin = n.login(tb, "admin", adminPW)
 	return n
 }
