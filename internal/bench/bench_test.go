@@ -171,8 +171,9 @@ func TestTakeover(t *testing.T) {
 	if r.Rounds[0].Leader <= 0 {
 		t.Errorf("no new leader measured after the leader's death: %+v", r.Rounds[0])
 	}
-	if haproxyBinary() != "" && (r.Balancer == "" || r.Rounds[0].Balancer <= 0) {
-		t.Errorf("HAProxy is installed but the balancer was not measured: %q %+v", r.Balancer, r.Rounds[0])
+	// make test installs HAProxy, so under CI the balancer must be measured.
+	if (haproxyBinary() != "" || os.Getenv("CI") == "true") && (r.Balancer == "" || r.Rounds[0].Balancer <= 0) {
+		t.Errorf("HAProxy is installed (or CI, where make test installs it) but the balancer was not measured: %q %+v", r.Balancer, r.Rounds[0])
 	}
 	printed(t, r.Print, "every job elsewhere", "new leader", "no job run twice")
 }
