@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"image"
 	"image/png"
-	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -223,7 +221,7 @@ func browserNode(t *testing.T) (*Server, string) {
 	data := sharedDir(t)
 	s, base := start(t, Config{
 		Listen: "127.0.0.1:0", DataDir: data, PlainHTTP: true, AdminPassword: adminPW,
-		LocalAgent: true, Demo: 1, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		LocalAgent: true, Demo: 1, Logger: testLogger(t),
 	})
 	t.Cleanup(func() {
 		ctx := context.Background()

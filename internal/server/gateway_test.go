@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -58,7 +57,7 @@ func TestRealDesktopThroughGateway(t *testing.T) {
 	data := sharedDir(t)
 	s, base := start(t, Config{
 		Listen: "127.0.0.1:0", DataDir: data, PlainHTTP: true, AdminPassword: adminPW,
-		LocalAgent: true, Demo: 1, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		LocalAgent: true, Demo: 1, Logger: testLogger(t),
 	})
 	// Desktops outlive a node by design; the test removes its own.
 	t.Cleanup(func() {

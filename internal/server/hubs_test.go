@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"io"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -27,7 +26,7 @@ func TestConsoleThroughNodeLink(t *testing.T) {
 	pg, key := pgtest.URL(t), pki.NewClusterKeyString()
 	cfg := func(name string, site int) Config {
 		return Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), PlainHTTP: true, AdminPassword: adminPW, HashSlots: 2,
-			Postgres: pg, ClusterKey: key, SiteID: site, Name: name, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			Postgres: pg, ClusterKey: key, SiteID: site, Name: name, Logger: testLogger(t)}
 	}
 	a, baseA := start(t, cfg("node-a", 1))
 	eventually(t, "node A leads", a.Member.Leader)

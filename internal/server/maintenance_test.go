@@ -1,8 +1,6 @@
 package server
 
 import (
-	"io"
-	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -37,7 +35,7 @@ func TestMaintenanceStopsWorkUntilMigrated(t *testing.T) {
 	s, base := start(t, Config{
 		Listen: "127.0.0.1:0", DataDir: data, PlainHTTP: true, AdminPassword: adminPW, NoMigrate: true,
 		LocalAgent: true, Provider: prov, Demo: 1, HashSlots: 2,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger: testLogger(t),
 	})
 	if s.Member.Mode() != lobby.NodeMaintenance || !strings.Contains(s.Member.Maintenance(), "database schema 10") {
 		t.Fatalf("mode %s (%q), want maintenance", s.Member.Mode(), s.Member.Maintenance())

@@ -165,7 +165,7 @@ func TestPagesSecureCookieOverHTTPS(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, base := start(t, Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), AdminPassword: adminPW, LocalAgent: true, Provider: prov,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Logger: testLogger(t)})
 	p := newPage(t, base)
 	_, _, res := p.do("POST", "/login", url.Values{"username": {"admin"}, "password": {adminPW}})
 	for _, c := range res.Cookies() {

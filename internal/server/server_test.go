@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"strings"
@@ -33,7 +32,7 @@ func node(t *testing.T, dialect string, demo int) (*Server, string) {
 	cfg := Config{
 		Listen: "127.0.0.1:0", DataDir: t.TempDir(), PlainHTTP: true, AdminPassword: adminPW,
 		LocalAgent: true, Provider: prov, Demo: demo, HashSlots: 2,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger: testLogger(t),
 	}
 	if dialect == "postgres" {
 		cfg.Postgres, cfg.ClusterKey = pgtest.URL(t), pki.NewClusterKeyString()
@@ -416,7 +415,7 @@ func TestPasswordHashSetting(t *testing.T) {
 	for _, p := range []auth.Params{{}, {Memory: 9216, Time: 4, Threads: 1}} {
 		cfg := Config{
 			Listen: "127.0.0.1:0", DataDir: t.TempDir(), PlainHTTP: true, AdminPassword: adminPW, HashSlots: 2,
-			PasswordHash: p, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			PasswordHash: p, Logger: testLogger(t),
 		}
 		s, url := start(t, cfg)
 		// Signing in waits for the node to serve, and checks the hash.

@@ -92,7 +92,7 @@ func clusterNode(t *testing.T, site int, name, dbURL, key string, takeover time.
 	ctx, cancel := context.WithCancel(context.Background())
 	s, err := New(ctx, Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), PlainHTTP: true, AdminPassword: adminPW,
 		Postgres: dbURL, ClusterKey: key, SiteID: site, Name: name, HashSlots: 2, JobTakeover: takeover,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Logger: testLogger(t)})
 	if err != nil {
 		cancel()
 		t.Fatal(err)

@@ -141,14 +141,18 @@ func (p *Provider) startXvnc(ctx context.Context, d *desktop) error {
 	if err != nil {
 		return err
 	}
-	return p.waitListening(ctx, d, port, exited)
+	p.mu.Lock()
+	x, _ := d.st.xvnc()
+	p.mu.Unlock()
+	return p.waitListening(ctx, d, x.PID, port, exited)
 }
 
-// waitListening polls the port until Xvnc accepts, exits, or the start
-// timeout passes.
-func (p *Provider) waitListening(ctx context.Context, d *desktop, port int, exited <-chan struct{}) error {
+// waitListening polls until Xvnc (pid) listens on port, exits, or the
+// start timeout passes.
+func (p *Provider) waitListening(ctx context.Context, d *desktop, pid, port int, exited <-chan struct{}) error {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	deadline := time.Now().Add(p.cfg.StartTimeout)
+	var lastErr error
 	for {
 		select {
 		case <-exited:
@@ -159,9 +163,12 @@ func (p *Provider) waitListening(ctx context.Context, d *desktop, port int, exit
 			return fmt.Errorf("Xvnc exited at start: %s", tail)
 		default:
 		}
-		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
-			c.Close()
+		ok, err := listensOn(pid, port)
+		if ok {
 			return nil
+		}
+		if err != nil {
+			lastErr = fmt.Errorf("reading Xvnc's sockets: %w; ", err)
 		}
 		if err := ctx.Err(); err != nil {
 			_, _ = p.killAll(context.Background(), d)
@@ -169,7 +176,7 @@ func (p *Provider) waitListening(ctx context.Context, d *desktop, port int, exit
 		}
 		if time.Now().After(deadline) {
 			_, _ = p.killAll(context.Background(), d)
-			return fmt.Errorf("Xvnc did not accept connections on %s within %s: %s", addr, p.cfg.StartTimeout, logTail(filepath.Join(d.dir, xvncLog)))
+			return fmt.Errorf("Xvnc did not listen on %s within %s: %v%s", addr, p.cfg.StartTimeout, lastErr, logTail(filepath.Join(d.dir, xvncLog)))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

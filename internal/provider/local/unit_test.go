@@ -3,6 +3,8 @@ package local
 import (
 	"context"
 	"encoding/binary"
+	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -156,5 +158,45 @@ func TestFamily(t *testing.T) {
 	signalAll([]procKey{root}, syscall.SIGKILL)
 	if !waitGone(context.Background(), fam, 5*time.Second) {
 		t.Fatal("signalAll to the root did not reach its group")
+	}
+}
+
+// TestWaitListeningOwnsThePort: Xvnc that lost its port to another
+// process is a failed start (tried again elsewhere), even though the port
+// accepts connections; one whose own socket listens has started.
+func TestWaitListeningOwnsThePort(t *testing.T) {
+	t.Parallel()
+	other, err := net.Listen("tcp", "127.0.0.1:0") // the other agent's desktop
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	port := other.Addr().(*net.TCPAddr).Port
+	p := &Provider{cfg: Config{StartTimeout: 20 * time.Second}}
+	d := &desktop{dir: t.TempDir()}
+
+	log, err := os.Create(filepath.Join(d.dir, xvncLog))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	loser := exec.Command("sh", "-c", "sleep 0.5; echo '_XSERVTransSocketINETCreateListener: ...SocketCreateListener() failed'; echo 'failed to bind socket: Address already in use'; exit 1")
+	loser.Stdout = log
+	if err := loser.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = loser.Wait(); close(exited) }()
+	err = p.waitListening(context.Background(), d, loser.Process.Pid, port, exited)
+	if !errors.Is(err, errAddrTaken) {
+		t.Fatalf("an Xvnc that lost port %d to another process: err = %v, want errAddrTaken", port, err)
+	}
+
+	// This process holds the listener: it owns the port.
+	if err := p.waitListening(context.Background(), d, os.Getpid(), port, nil); err != nil {
+		t.Fatalf("the port's owner: %v", err)
+	}
+	if ok, err := listensOn(os.Getpid(), port+1); ok || err != nil {
+		t.Fatalf("listensOn(self, a port it does not hold) = %v, %v", ok, err)
 	}
 }
