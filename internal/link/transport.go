@@ -7,6 +7,7 @@ package link
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -149,12 +150,55 @@ func muxConfig() *yamux.Config {
 // Client starts the leaf's side of yamux over the inner TLS. A silent hub
 // is found by Heartbeat.
 func Client(conn net.Conn) (*yamux.Session, error) {
-	return yamux.Client(conn, muxConfig())
+	return yamux.Client(batched(conn), muxConfig())
 }
 
 // server starts the hub's side.
 func server(conn net.Conn, ping time.Duration) (*yamux.Session, error) {
 	c := muxConfig()
 	c.ConnectionWriteTimeout = max(3*ping, 5*time.Second)
-	return yamux.Server(conn, c)
+	return yamux.Server(batched(conn), c)
+}
+
+// batched gives yamux a connection that sends each of its messages in one
+// write(2) when the inner TLS runs over a link's WebSocket: yamux writes
+// a data frame's 12-byte header and its body in two calls, which TLS
+// seals into a record for the header and one per 16 KiB of body, each a
+// WebSocket frame. Unsent frames are held in the WebSocket (cork), so
+// the ordering of everything written on the link is unchanged.
+func batched(conn net.Conn) net.Conn {
+	tc, ok := conn.(*tls.Conn)
+	if !ok {
+		return conn
+	}
+	ws, ok := tc.NetConn().(*WS)
+	if !ok {
+		return conn
+	}
+	return &corkedConn{Conn: conn, ws: ws}
+}
+
+type corkedConn struct {
+	net.Conn
+	ws      *WS
+	pending bool // a data header was written: its body comes next
+}
+
+// Write is called by yamux's one sending goroutine only.
+func (c *corkedConn) Write(p []byte) (int, error) {
+	if !c.pending {
+		c.ws.cork()
+	}
+	n, err := c.Conn.Write(p)
+	// yamux's header: version, type, flags (2), stream (4), length (4).
+	// A data header with a length is followed at once by its body.
+	if err == nil && len(p) == 12 && p[1] == 0 && binary.BigEndian.Uint32(p[8:]) > 0 {
+		c.pending = true
+		return n, nil
+	}
+	c.pending = false
+	if ferr := c.ws.uncork(); err == nil {
+		err = ferr
+	}
+	return n, err
 }

@@ -24,8 +24,12 @@ import (
 func TestMaskBytesMatchesBytewise(t *testing.T) {
 	t.Parallel()
 	mask := [4]byte{0x12, 0x34, 0x56, 0x78}
+	sizes := []int{maskBlock/4 - 1, maskBlock / 4, maskBlock - 1, maskBlock, maskBlock + 1, 3*maskBlock + 7, 65537}
+	for n := range 40 {
+		sizes = append(sizes, n)
+	}
 	for pos := range 4 {
-		for n := range 40 {
+		for _, n := range sizes {
 			b := make([]byte, n)
 			for i := range b {
 				b[i] = byte(rand.N(256))
@@ -34,13 +38,25 @@ func TestMaskBytesMatchesBytewise(t *testing.T) {
 			for i := range want {
 				want[i] ^= mask[(pos+i)&3]
 			}
-			if next := maskBytes(mask, pos, b); next != (pos+n)&3 {
+			copied := make([]byte, n) // masked while copied: the writer's way
+			if maskBytes(mask, pos, copied, b); !bytes.Equal(copied, want) {
+				t.Fatalf("pos %d n %d: masked into another slice differently from byte by byte", pos, n)
+			}
+			if next := maskBytes(mask, pos, b, b); next != (pos+n)&3 {
 				t.Fatalf("pos %d n %d: next position %d, want %d", pos, n, next, (pos+n)&3)
 			}
 			if !bytes.Equal(b, want) {
-				t.Fatalf("pos %d n %d: masked %x, want %x", pos, n, b, want)
+				t.Fatalf("pos %d n %d: masked differently from byte by byte", pos, n)
 			}
 		}
+	}
+}
+
+func BenchmarkMaskBytes(b *testing.B) {
+	buf := make([]byte, 16<<10) // a TLS record
+	b.SetBytes(int64(len(buf)))
+	for b.Loop() {
+		maskBytes([4]byte{1, 2, 3, 4}, 1, buf, buf)
 	}
 }
 
