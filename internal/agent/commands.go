@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"lobby/internal/datadir"
 	"lobby/internal/linkproto"
 )
 
@@ -109,7 +110,7 @@ func (c *commandLog) prune() {
 func (c *commandLog) saveLocked() {
 	b, err := json.Marshal(c.done)
 	if err == nil {
-		err = writeAtomic(c.path, b, 0o600)
+		err = datadir.WriteFile(c.path, b, 0o600)
 	}
 	_ = err // losing the memory only weakens deduplication; the next save retries
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"lobby/internal/datadir"
 	"lobby/internal/pki"
 )
 
@@ -108,14 +109,14 @@ func writeNewKey(t *testing.T, dir string, key *ecdsa.PrivateKey) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := writeAtomic(filepath.Join(identityDir(dir), "host.key.new"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+	if err := datadir.WriteFile(filepath.Join(identityDir(dir), "host.key.new"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func writeNewCert(t *testing.T, dir string, der []byte) {
 	t.Helper()
-	if err := writeAtomic(filepath.Join(identityDir(dir), "host.crt.new"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+	if err := datadir.WriteFile(filepath.Join(identityDir(dir), "host.crt.new"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }

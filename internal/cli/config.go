@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"lobby/internal/client"
+	"lobby/internal/datadir"
 	"lobby/internal/lobby"
 )
 
@@ -62,23 +63,7 @@ func (r *runner) saveConfig(cfg config) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, ".config-*.json")
-	if err != nil {
-		return fmt.Errorf("write config: %w", err)
-	}
-	defer os.Remove(f.Name()) // after a successful rename, a no-op
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return fmt.Errorf("write config: %w", err)
-	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
-		return fmt.Errorf("write config: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write config: %w", err)
-	}
-	if err := os.Rename(f.Name(), filepath.Join(dir, configFile)); err != nil {
+	if err := datadir.WriteFile(filepath.Join(dir, configFile), append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("write config: %w", err)
 	}
 	return nil

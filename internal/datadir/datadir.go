@@ -1,7 +1,9 @@
 // Package datadir keeps what a node's data directory says about the node
 // besides its files: the lock that lets one Lobby process use it at a time
 // (a node, or an operator's `lobby admin db` command while the node is
-// stopped), and the database the node was switched to.
+// stopped), and the database the node was switched to. Its WriteFile is
+// how every Lobby process replaces a small state file of its own (agent
+// identity, desktop state, CLI login) without ever leaving a torn one.
 package datadir
 
 import (
@@ -168,26 +170,10 @@ func WriteChoice(dir string, c Choice) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, "."+ChoiceFile+"-*")
-	if err != nil {
-		return fmt.Errorf("record the database choice: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.WriteString(choiceHeader + string(b)); err != nil {
-		tmp.Close()
-		return fmt.Errorf("record the database choice: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("record the database choice: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("record the database choice: %w", err)
-	}
-	if err := MatchOwner(dir, tmp.Name()); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, ChoiceFile)); err != nil {
+	// The file goes to the directory's owner before it replaces the old
+	// one, so a failure to give it leaves the old choice in place.
+	toOwner := func(tmp string) error { return MatchOwner(dir, tmp) }
+	if err := writeFile(filepath.Join(dir, ChoiceFile), []byte(choiceHeader+string(b)), 0o600, toOwner); err != nil {
 		return fmt.Errorf("record the database choice: %w", err)
 	}
 	return nil

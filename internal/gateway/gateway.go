@@ -189,22 +189,39 @@ func (g *Gateway) Fence(ctx context.Context, every time.Duration) {
 			return
 		case <-t.C:
 		}
-		byAssignment := map[string][]*session{}
-		g.mu.Lock()
-		for _, ss := range g.sessions {
-			for s := range ss {
-				byAssignment[s.assignment] = append(byAssignment[s.assignment], s)
-			}
+		g.fence(ctx)
+	}
+}
+
+// fence ends the sessions whose assignment is gone, asking the store
+// about all of them in one query.
+func (g *Gateway) fence(ctx context.Context) {
+	byAssignment := map[string][]*session{}
+	g.mu.Lock()
+	for _, ss := range g.sessions {
+		for s := range ss {
+			byAssignment[s.assignment] = append(byAssignment[s.assignment], s)
 		}
-		g.mu.Unlock()
-		for id, ss := range byAssignment {
-			if _, err := g.Store.GetAssignment(ctx, id); !errors.Is(err, store.ErrNotFound) {
-				continue
-			}
-			g.Logger.Info("console ended: its desktop was released through another node", "assignment", id, "sessions", len(ss))
-			for _, s := range ss {
-				s.cancel()
-			}
+	}
+	g.mu.Unlock()
+	if len(byAssignment) == 0 {
+		return
+	}
+	ids := make([]string, 0, len(byAssignment))
+	for id := range byAssignment {
+		ids = append(ids, id)
+	}
+	exist, err := g.Store.ExistingAssignments(ctx, ids)
+	if err != nil {
+		return // the store is unreachable: keep the sessions, ask again next time
+	}
+	for id, ss := range byAssignment {
+		if exist[id] {
+			continue
+		}
+		g.Logger.Info("console ended: its desktop was released through another node", "assignment", id, "sessions", len(ss))
+		for _, s := range ss {
+			s.cancel()
 		}
 	}
 }

@@ -87,7 +87,10 @@ func Gather(ctx context.Context, src Source) *Facts {
 		f.CA, f.CAErr = src.LoadCA(ctx)
 	}
 	if src.Prober != nil {
-		f.Probes = probeNodes(ctx, src.Prober, f.Nodes, f.Now)
+		nodes, probes := probeRecent(ctx, src.Prober, f.Nodes, f.Now, 0)
+		for i, n := range nodes {
+			f.Probes[n.SiteID] = probes[i]
+		}
 	}
 	return f
 }
@@ -142,27 +145,4 @@ func (f *Facts) readHosts(ctx context.Context, st store.Store) error {
 		}
 		opt.After = hs[len(hs)-1].ID
 	}
-}
-
-// probeNodes probes the nodes not long dead, at once.
-func probeNodes(ctx context.Context, p *Prober, nodes []lobby.Node, dbNow time.Time) map[int]Probe {
-	out := map[int]Probe{}
-	type result struct {
-		site int
-		p    Probe
-	}
-	ch := make(chan result)
-	n := 0
-	for _, node := range nodes {
-		if dbNow.Sub(node.Heartbeat) > probeHorizon {
-			continue
-		}
-		n++
-		go func() { ch <- result{node.SiteID, p.Probe(ctx, node.Address, node.SiteID)} }()
-	}
-	for range n {
-		r := <-ch
-		out[r.site] = r.p
-	}
-	return out
 }

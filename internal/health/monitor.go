@@ -15,10 +15,7 @@ import (
 const (
 	DefaultMonitorEvery = time.Second
 	DefaultProbeEvery   = 5 * time.Second
-	// probeHorizon: nodes whose heartbeat is older than this (by this
-	// node's clock) are not probed: long dead, or removed soon.
-	probeHorizon = 10 * time.Minute
-	storeTimeout = 2 * time.Second
+	storeTimeout        = 2 * time.Second
 )
 
 // MonitorConfig configures a node's Monitor. Zero values take defaults.
@@ -206,35 +203,17 @@ func (m *Monitor) probeLoop(ctx context.Context) {
 		m.mu.Lock()
 		nodes := m.nodes
 		m.mu.Unlock()
-		now := m.cfg.Now()
-		var targets []lobby.Node
-		for _, n := range nodes {
-			if n.SiteID == m.cfg.SiteID || now.Sub(n.Heartbeat) < probeHorizon {
-				targets = append(targets, n)
+		targets, results := probeRecent(ctx, m.cfg.Prober, nodes, m.cfg.Now(), m.cfg.SiteID)
+		at := m.cfg.Now()
+		probes := make([]store.NodeProbe, len(targets))
+		for i, n := range targets {
+			probes[i] = store.NodeProbe{SiteID: n.SiteID, Address: n.Address, At: at, RTT: results[i].RTT}
+			if err := results[i].Err; err != nil {
+				probes[i].Error = err.Error()
 			}
 		}
-		probes := ProbeAll(ctx, m.cfg.Prober, targets, m.cfg.Now)
 		m.mu.Lock()
 		m.probes = probes
 		m.mu.Unlock()
 	}
-}
-
-// ProbeAll probes the nodes' addresses at once.
-func ProbeAll(ctx context.Context, p *Prober, nodes []lobby.Node, now func() time.Time) []store.NodeProbe {
-	out := make([]store.NodeProbe, len(nodes))
-	var wg sync.WaitGroup
-	for i, n := range nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r := p.Probe(ctx, n.Address, n.SiteID)
-			out[i] = store.NodeProbe{SiteID: n.SiteID, Address: n.Address, At: now(), RTT: r.RTT}
-			if r.Err != nil {
-				out[i].Error = r.Err.Error()
-			}
-		}()
-	}
-	wg.Wait()
-	return out
 }

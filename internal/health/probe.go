@@ -10,8 +10,11 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
+
+	"lobby/internal/lobby"
 )
 
 // PingPath is where a node answers who it is, for the probes of the other
@@ -64,6 +67,32 @@ type Probe struct {
 	Err error
 	// Ping is the node's answer (when it answered).
 	Ping Ping
+}
+
+// probeHorizon: nodes whose heartbeat is older than this (by the
+// prober's clock, or the database's for the check) are not probed: long
+// dead, or removed soon.
+const probeHorizon = 10 * time.Minute
+
+// probeRecent probes, at once, the nodes whose heartbeat is within
+// probeHorizon of now, and the node of site self however old its
+// heartbeat (0: none); the i-th probe is of the i-th node returned. The
+// monitor records these probes for the others to read; the check makes
+// its own, from wherever it runs.
+func probeRecent(ctx context.Context, p *Prober, nodes []lobby.Node, now time.Time, self int) ([]lobby.Node, []Probe) {
+	var targets []lobby.Node
+	for _, n := range nodes {
+		if n.SiteID == self || now.Sub(n.Heartbeat) < probeHorizon {
+			targets = append(targets, n)
+		}
+	}
+	probes := make([]Probe, len(targets))
+	var wg sync.WaitGroup
+	for i, n := range targets {
+		wg.Go(func() { probes[i] = p.Probe(ctx, n.Address, n.SiteID) })
+	}
+	wg.Wait()
+	return targets, probes
 }
 
 // Probe asks the node at address (its listen URL, e.g.

@@ -54,6 +54,8 @@ type Hub struct {
 	flushDone chan struct{} // closed when the report writer stopped
 	repMu     sync.Mutex
 	reports   map[string]report // by host ID, until the next flush (reports.go)
+	writing   map[string]report // the batch a flush is writing, nil when none
+	written   chan struct{}     // closed when that batch is written
 	ticks     ticks             // the sweeper's, for dozing readers (doze.go)
 }
 

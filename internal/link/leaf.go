@@ -339,6 +339,24 @@ func (h *Hub) Links() []Status {
 	return sorted
 }
 
+// AgentLinks lists the agents linked to this node, in no order, for the
+// node's health record: it is taken every few seconds, and building and
+// sorting Links' full rows for thousands of links would cost more than
+// the record.
+func (h *Hub) AgentLinks() []store.AgentLink {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]store.AgentLink, 0, len(h.leaves))
+	for _, l := range h.leaves {
+		a := store.AgentLink{HostID: l.status.HostID, Host: l.status.Peer, Since: l.status.Since}
+		if l.watch != nil {
+			a.RTT = l.watch.RTT()
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
 // Linked reports whether a host has a link to this node.
 func (h *Hub) Linked(hostID string) bool {
 	h.mu.Lock()

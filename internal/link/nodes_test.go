@@ -136,6 +136,17 @@ func TestNodeLinkRelay(t *testing.T) {
 	if a.hub.Linked(ag.HostID()) {
 		t.Fatal("the host is linked to A too")
 	}
+	// The health record's agents: B's one agent, not its node link.
+	eventually(t, "B's agent link has a round trip", func() bool {
+		ls := b.hub.AgentLinks()
+		return len(ls) == 1 && ls[0].RTT > 0
+	})
+	if ls := b.hub.AgentLinks(); ls[0].HostID != ag.HostID() || ls[0].Host != "host-r" || ls[0].Since.IsZero() {
+		t.Errorf("B's agent links = %+v, want host-r (%s) with the time it linked", ls, ag.HostID())
+	}
+	if ls := a.hub.AgentLinks(); len(ls) != 0 {
+		t.Errorf("A's agent links = %+v, want none (A has only a node link)", ls)
+	}
 	eventually(t, "A may place desktops on the host", func() bool {
 		for _, id := range a.hub.Placeable(ctx) {
 			if id == ag.HostID() {

@@ -23,15 +23,19 @@ type report struct {
 }
 
 // queueReport keeps a report for the next flush (a newer one replaces
-// it).
+// it). A link that ended has nothing more to report: its host is
+// recorded down (see dropReport).
 func (h *Hub) queueReport(l *leaf, rep *linkproto.Report) {
 	r := l.hostReport(lobby.HostUp, rep)
 	h.repMu.Lock()
+	defer h.repMu.Unlock()
+	if l.gone.Load() {
+		return
+	}
 	if h.reports == nil {
 		h.reports = map[string]report{}
 	}
 	h.reports[l.status.HostID] = report{l, r}
-	h.repMu.Unlock()
 }
 
 // flushReports writes the queued reports every flushEvery until stop.
@@ -49,18 +53,29 @@ func (h *Hub) flushReports(stop <-chan struct{}) {
 	}
 }
 
-// flush writes the queued reports in one transaction. A revoked host
-// (revoked through another node) is cut here. It holds repMu throughout,
-// so that a link that ends meanwhile is recorded down after its last
-// report, not before.
+// flush writes the queued reports in one transaction (only flushReports
+// calls it, so batches are written in order). It takes the batch under
+// repMu and writes it without: reports arriving meanwhile queue for the
+// next flush instead of waiting on the database. A batch that fails is
+// dropped, as each link reports again. A revoked host (revoked through
+// another node) is cut here.
 func (h *Hub) flush() {
 	h.repMu.Lock()
-	defer h.repMu.Unlock()
-	if len(h.reports) == 0 {
+	batch := h.reports
+	if len(batch) == 0 {
+		h.repMu.Unlock()
 		return
 	}
-	batch := h.reports
-	h.reports = nil
+	written := make(chan struct{})
+	h.reports, h.writing, h.written = nil, batch, written
+	h.repMu.Unlock()
+	defer func() {
+		h.repMu.Lock()
+		h.writing, h.written = nil, nil
+		h.repMu.Unlock()
+		close(written)
+	}()
+
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var revoked []*leaf
@@ -84,16 +99,25 @@ func (h *Hub) flush() {
 	}
 	for _, l := range revoked {
 		l.setError("the host's certificate was revoked")
-		go l.sess.Close() // not under repMu: closing waits for the agent's goodbye
+		go l.sess.Close() // closing waits for the agent's goodbye
 	}
 }
 
-// dropReport forgets a leaf's queued report (its link ended), after any
-// flush under way.
+// dropReport forgets a leaf's queued report (its link ended) and, when a
+// flush is writing one of the leaf's, waits for it: the host is then
+// recorded down after its last report, not before.
 func (h *Hub) dropReport(l *leaf) {
+	id := l.status.HostID
 	h.repMu.Lock()
-	if r, ok := h.reports[l.status.HostID]; ok && r.l == l {
-		delete(h.reports, l.status.HostID)
+	if r, ok := h.reports[id]; ok && r.l == l {
+		delete(h.reports, id)
+	}
+	var written chan struct{}
+	if r, ok := h.writing[id]; ok && r.l == l {
+		written = h.written
 	}
 	h.repMu.Unlock()
+	if written != nil {
+		<-written
+	}
 }

@@ -10,7 +10,6 @@ import (
 	"lobby/internal/datadir"
 	"lobby/internal/health"
 	"lobby/internal/pki"
-	"lobby/internal/store"
 	"lobby/internal/store/postgres"
 	"lobby/internal/store/sqlstore"
 )
@@ -44,7 +43,7 @@ func (s *Server) initHealth() error {
 		Store: s.Store, SiteID: s.cfg.SiteID, Instance: s.Member.Instance(), Watchdog: s.Watchdog, Prober: s.prober, Logger: s.log,
 		CAFingerprint: pki.FingerprintHex(s.CA.Fingerprint()), LinkCert: pki.CertPEM(s.Hub.Cert.Certificate[0]),
 		WebCertExpires: func() time.Time { return s.webCertExpires },
-		Links:          s.agentLinks,
+		Links:          s.Hub.AgentLinks,
 	})
 	if err != nil {
 		return err
@@ -67,17 +66,6 @@ func (s *Server) describeStore() string {
 		return postgres.DescribeURL(s.cfg.Postgres)
 	}
 	return filepath.Join(s.cfg.DataDir, datadir.SQLiteFile)
-}
-
-// agentLinks lists the agents linked to this node, for its health record.
-func (s *Server) agentLinks() []store.AgentLink {
-	var out []store.AgentLink
-	for _, l := range s.Hub.Links() {
-		if l.State == "up" && l.HostID != "" {
-			out = append(out, store.AgentLink{HostID: l.HostID, Host: l.Peer, Since: l.Since, RTT: time.Duration(l.RTTMillis * float64(time.Millisecond))})
-		}
-	}
-	return out
 }
 
 // ping is this node's answer to the other nodes' probes.

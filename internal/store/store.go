@@ -319,6 +319,10 @@ type Queries interface {
 	// re-assignment, admin assign); ErrConflict when it is taken.
 	AssignDesktop(ctx context.Context, a *lobby.Assignment) error
 	GetAssignment(ctx context.Context, id string) (*lobby.Assignment, error)
+	// ExistingAssignments returns the IDs among ids that name an
+	// assignment, in one query however many there are (a node checks
+	// its open console sessions with it every second).
+	ExistingAssignments(ctx context.Context, ids []string) (map[string]bool, error)
 	ListAssignments(ctx context.Context, f AssignmentFilter) ([]lobby.Assignment, error)
 	// SetConnected records a session connecting (connected=true clears
 	// DisconnectedAt) or disconnecting (sets DisconnectedAt to at).

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"lobby/internal/datadir"
 	"lobby/internal/lobby"
 )
 
@@ -68,30 +69,14 @@ const (
 	homeDirName = "home"
 )
 
-// saveState writes st to dir/state.json atomically: a temporary file,
-// synced, renamed over the old one.
+// saveState writes st to dir/state.json atomically, readable by the
+// agent only.
 func saveState(dir string, st *state) error {
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, stateFile+".*")
-	if err != nil {
-		return fmt.Errorf("save state: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // after a successful rename, fails harmlessly
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save state: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save state: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("save state: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, stateFile)); err != nil {
+	if err := datadir.WriteFile(filepath.Join(dir, stateFile), append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
 	return nil

@@ -300,6 +300,38 @@ func (q *queries) GetAssignment(ctx context.Context, id string) (*lobby.Assignme
 
 const getAssignmentSQL = `SELECT ` + assignmentCols + ` FROM assignments WHERE id = ?`
 
+// ExistingAssignments returns the IDs among ids that name an assignment.
+// The IDs travel as one JSON array, not one placeholder each: SQLite
+// limits the number of variables of a statement, and the text stays the
+// same whatever the count, so it is prepared once.
+func (q *queries) ExistingAssignments(ctx context.Context, ids []string) (map[string]bool, error) {
+	found := make(map[string]bool, len(ids))
+	if len(ids) == 0 {
+		return found, nil
+	}
+	rows, err := q.readRows(ctx, q.d.pick(existingAssignmentsSQLite, existingAssignmentsPostgres), jsonText(ids))
+	if err != nil {
+		return nil, fmt.Errorf("check assignments: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("check assignments: %w", err)
+		}
+		found[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("check assignments: %w", err)
+	}
+	return found, nil
+}
+
+const (
+	existingAssignmentsSQLite   = `SELECT id FROM assignments WHERE id IN (SELECT value FROM json_each(?))`
+	existingAssignmentsPostgres = `SELECT id FROM assignments WHERE id IN (SELECT jsonb_array_elements_text(?::text::jsonb))`
+)
+
 // ListAssignments returns every assignment matching f, by ID.
 func (q *queries) ListAssignments(ctx context.Context, f store.AssignmentFilter) ([]lobby.Assignment, error) {
 	return list(ctx, q, "assignments", scanAssignment, listAssignmentsSQL(f), assignmentArgs(f)...)

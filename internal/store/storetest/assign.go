@@ -182,6 +182,38 @@ func testAssignments(t *testing.T, f *fixture) {
 	same(t, "DisconnectedAt", *got.DisconnectedAt, when.Truncate(time.Microsecond))
 }
 
+// testExistingAssignments: of a set of IDs, those of assignments come
+// back, however many IDs are asked about (more than SQLite's limit of
+// variables in one statement, 32,766).
+func testExistingAssignments(t *testing.T, f *fixture) {
+	h, p, u := f.host(t), f.pool(t), f.user(t, nil)
+	var as []*lobby.Assignment
+	for range 3 {
+		f.desktop(t, h, p, lobby.PowerRunning)
+		a := &lobby.Assignment{UserID: u.ID, PoolID: p.ID, Mode: lobby.NonPersistent}
+		_, err := f.s.AssignFree(f.ctx, a)
+		must(t, err)
+		as = append(as, a)
+	}
+	must(t, f.s.DeleteAssignment(f.ctx, as[1].ID))
+
+	got, err := f.s.ExistingAssignments(f.ctx, nil)
+	must(t, err)
+	same(t, "of no IDs", got, map[string]bool{})
+	got, err = f.s.ExistingAssignments(f.ctx, []string{as[0].ID, as[1].ID, as[2].ID, as[0].ID, "asg_nope"})
+	must(t, err)
+	same(t, "of a few IDs", got, map[string]bool{as[0].ID: true, as[2].ID: true})
+
+	ids := []string{as[2].ID}
+	for i := range 40000 {
+		ids = append(ids, fmt.Sprintf("asg_gone%d", i))
+	}
+	ids = append(ids, as[1].ID, as[0].ID)
+	got, err = f.s.ExistingAssignments(f.ctx, ids)
+	must(t, err)
+	same(t, "of 40,003 IDs", got, map[string]bool{as[0].ID: true, as[2].ID: true})
+}
+
 func testDeleteDesktopCascades(t *testing.T, f *fixture) {
 	h, p, u := f.host(t), f.pool(t), f.user(t, nil)
 	d := f.desktop(t, h, p, lobby.PowerRunning)

@@ -48,6 +48,7 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AssignFree", testAssignFree},
 		{"AssignDesktop", testAssignDesktop},
 		{"Assignments", testAssignments},
+		{"ExistingAssignments", testExistingAssignments},
 		{"DeleteDesktopCascades", testDeleteDesktopCascades},
 		{"Audit", testAudit},
 		{"Settings", testSettings},
