@@ -61,7 +61,7 @@ func TestLogin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.OK != 3 || r.Errors != 0 || r.Floor <= 0 || r.Total <= 0 || r.HashOne <= 0 || r.Desktop.Max < r.Desktop.Min {
+	if r.OK != 3 || r.Errors != 0 || r.Floor <= 0 || r.Ideal <= 0 || r.Floor < r.Ideal/2 || r.Total <= 0 || r.HashOne <= 0 || r.Desktop.Max < r.Desktop.Min {
 		t.Fatalf("result %+v", r)
 	}
 	printed(t, r.Print, "floor", "time to desktop", "Fairness")
