@@ -8,9 +8,10 @@ import (
 	"net"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"lobby/internal/syncbuf"
 )
 
 func TestConnect(t *testing.T) {
@@ -20,7 +21,7 @@ func TestConnect(t *testing.T) {
 	defer cancel()
 
 	pr, pw := io.Pipe()
-	var errOut syncBuffer
+	var errOut syncbuf.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- Main(ctx, []string{"connect", "demo"}, Env{
@@ -81,22 +82,4 @@ func TestConnect(t *testing.T) {
 	if connects != 3 || !reflect.DeepEqual(released, []string{desktop1.ID}) {
 		t.Errorf("connects %d (want 1 + one per viewer), released %v", connects, released)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers and readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

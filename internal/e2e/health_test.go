@@ -13,6 +13,7 @@ import (
 	"lobby/internal/health"
 	"lobby/internal/pki"
 	"lobby/internal/store/pgtest"
+	"lobby/internal/syncbuf"
 )
 
 // healthNode starts a `lobby server` process of a cluster on PostgreSQL,
@@ -29,7 +30,7 @@ func lobbyHealth(tb testing.TB, env []string, args ...string) (int, string, stri
 	tb.Helper()
 	cmd := exec.Command(lobbyBin, append([]string{"health"}, args...)...)
 	cmd.Env = append(cleanEnv(), env...)
-	var out, errb syncBuffer
+	var out, errb syncbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
 	code := exitCode(err)

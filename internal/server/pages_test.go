@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"crypto/tls"
 	"io"
 	"log/slog"
@@ -10,10 +9,10 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
 	"lobby/internal/provider/memory"
+	"lobby/internal/syncbuf"
 )
 
 // page is a browser-like client of the pages: a cookie jar, no redirects
@@ -302,7 +301,7 @@ func TestPagesPortal(t *testing.T) {
 
 func TestPagesErrors(t *testing.T) {
 	t.Parallel()
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	prov, err := memory.New(memory.Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -335,22 +334,4 @@ func TestPagesErrors(t *testing.T) {
 	if !strings.Contains(logs.String(), "request_id="+id) {
 		t.Errorf("the log does not name request %s:\n%s", id, logs.String())
 	}
-}
-
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
