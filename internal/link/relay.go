@@ -7,11 +7,16 @@ import (
 	"sync"
 )
 
-// bufSize is the relay's copy buffer: large enough that a full-screen
-// update crosses in few messages.
-const bufSize = 256 << 10
+// Relay buffers: a direction that is idle (most of a console session's
+// life) waits in a read with a small buffer of its own; one that streams
+// (a read filled half of its buffer) reads into a big one from a pool
+// until a read is small again.
+const (
+	smallBuf = 16 << 10
+	bigBuf   = 256 << 10 // a full-screen update crosses in few messages
+)
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
+var bigBufs = sync.Pool{New: func() any { b := make([]byte, bigBuf); return &b }}
 
 // Relay copies both ways between a and b until either side ends or ctx
 // is cancelled, then closes both. The gateway relays a viewer to a
@@ -19,9 +24,7 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b 
 func Relay(ctx context.Context, a, b net.Conn) {
 	done := make(chan struct{}, 2)
 	pipe := func(dst, src net.Conn) {
-		bp := bufPool.Get().(*[]byte)
-		_, _ = io.CopyBuffer(dst, onlyReader{src}, *bp)
-		bufPool.Put(bp)
+		copyAdaptive(dst, src)
 		done <- struct{}{}
 	}
 	go pipe(a, b)
@@ -35,8 +38,36 @@ func Relay(ctx context.Context, a, b net.Conn) {
 	<-done
 }
 
-// onlyReader hides a source's WriterTo from io.CopyBuffer: a TCP
-// connection's WriteTo copies through a 32 KiB buffer of its own, and
-// through a link every write is a multiplexer frame, TLS records and
-// WebSocket frames, so fewer, larger writes cost less per byte.
-type onlyReader struct{ io.Reader }
+// copyAdaptive copies src to dst until either fails. Reads are large
+// while data streams, which matters through a link, where every write is
+// a multiplexer message, TLS records and WebSocket frames; an idle
+// direction holds only its small buffer.
+func copyAdaptive(dst io.Writer, src io.Reader) {
+	small := make([]byte, smallBuf)
+	buf := small
+	var big *[]byte
+	defer func() {
+		if big != nil {
+			bigBufs.Put(big)
+		}
+	}()
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+		switch {
+		case big == nil && n >= len(buf)/2:
+			big = bigBufs.Get().(*[]byte)
+			buf = *big
+		case big != nil && n < smallBuf/2:
+			bigBufs.Put(big)
+			big, buf = nil, small
+		}
+	}
+}
