@@ -27,7 +27,6 @@ func (c *chunkyReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-
 func TestCopyAdaptiveKeepsOrder(t *testing.T) {
 	t.Parallel()
 	data := pattern(5<<20+13, 7)
