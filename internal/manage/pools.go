@@ -90,7 +90,8 @@ func (s *Service) UpdatePool(ctx context.Context, a Actor, ref string, edit func
 	return p, nil
 }
 
-// DeletePool deletes an empty pool.
+// DeletePool deletes an empty pool; KindConflict, saying how to empty it,
+// while desktops remain.
 func (s *Service) DeletePool(ctx context.Context, a Actor, ref string) error {
 	if err := Allow(a, lobby.PermConfigure); err != nil {
 		return err
@@ -99,12 +100,40 @@ func (s *Service) DeletePool(ctx context.Context, a Actor, ref string) error {
 	if err != nil {
 		return err
 	}
-	return s.Store.InTx(ctx, func(q store.Queries) error {
+	inUse := false
+	err = s.Store.InTx(ctx, func(q store.Queries) error {
 		if err := q.DeletePool(ctx, p.ID); errors.Is(err, store.ErrConflict) {
-			return lobby.Errorf(lobby.KindConflict, "pool %s still has desktops: delete them first (the desktop action delete), then the pool", p.Name)
+			inUse = true
+			return err
 		} else if err != nil {
 			return StoreErr(err, fmt.Sprintf("pool %q", p.Name))
 		}
 		return s.audit(ctx, q, a, "pool.delete", p.ID, "pool "+p.Name)
 	})
+	if inUse {
+		// Counted after the transaction: PostgreSQL's ends with the
+		// refused statement.
+		c, _ := s.Store.PoolCounts(ctx, p.ID)
+		return poolNotEmpty(p, c.Total)
+	}
+	return err
+}
+
+// poolNotEmpty refuses to delete pool p, which holds n desktops (0 when
+// not known), and says how to empty it from the CLI and the API: the pool
+// manager re-provisions deleted desktops up to the pool's minimums, so
+// those go to 0 first.
+func poolNotEmpty(p *lobby.Pool, n int) error {
+	has := "desktops"
+	switch {
+	case n == 1:
+		has = "1 desktop"
+	case n > 1:
+		has = fmt.Sprintf("%d desktops", n)
+	}
+	steps := ""
+	if p.MinSize > 0 || p.MinFree > 0 {
+		steps = fmt.Sprintf("set its minimum size and free desktops to 0 (lobby pools set %s --min 0 --min-free 0, or PUT /api/v1/pools/%s with min_size and min_free 0) and ", p.Name, p.Name)
+	}
+	return lobby.Errorf(lobby.KindConflict, "pool %s still has %s: %sdelete its desktops (lobby desktops rm NAME, or POST /api/v1/desktops/ID/actions with action delete), then remove the pool", p.Name, has, steps)
 }
