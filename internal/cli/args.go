@@ -2,6 +2,7 @@ package cli
 
 import (
 	"flag"
+	"slices"
 	"strings"
 )
 
@@ -54,4 +55,25 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// given returns the names of the flags the command line set, so that a
+// `set` command changes only those fields: `--min 0` is given, an absent
+// --min is not.
+func given(fs *flag.FlagSet) map[string]bool {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	return set
+}
+
+// nothingToSet is the usage error of a `set` command given no field to
+// change; it names every flag but except.
+func nothingToSet(fs *flag.FlagSet, except ...string) error {
+	var names []string
+	fs.VisitAll(func(f *flag.Flag) {
+		if !slices.Contains(except, f.Name) {
+			names = append(names, "--"+f.Name)
+		}
+	})
+	return usageErrorf("nothing to change: give one or more of %s", strings.Join(names, ", "))
 }

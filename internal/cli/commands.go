@@ -39,6 +39,7 @@ var commands = []*command{
 	{name: "pools list", summary: "list pools with their desktop counts", maxArgs: 0, setup: poolsList},
 	{name: "pools show", args: "POOL", summary: "show a pool", minArgs: 1, maxArgs: 1, setup: poolsShow},
 	{name: "pools add", args: "NAME", summary: "create a pool", minArgs: 1, maxArgs: 1, setup: poolsAdd},
+	{name: "pools set", args: "POOL", summary: "change a pool: only the fields whose flags are given", minArgs: 1, maxArgs: 1, setup: poolsSet},
 	{name: "pools rm", args: "POOL", summary: "delete a pool", minArgs: 1, maxArgs: 1, setup: poolsRm},
 
 	{name: "desktops list", summary: "list desktops", maxArgs: 0, setup: desktopsList},
@@ -68,6 +69,7 @@ var commands = []*command{
 	{name: "policies list", summary: "list policies", maxArgs: 0, setup: policiesList},
 	{name: "policies show", args: "POLICY", summary: "show a policy", minArgs: 1, maxArgs: 1, setup: policiesShow},
 	{name: "policies add", args: "NAME", summary: "create a policy", minArgs: 1, maxArgs: 1, setup: policiesAdd},
+	{name: "policies set", args: "POLICY", summary: "change a policy: only the fields whose flags are given; a list given replaces the list", minArgs: 1, maxArgs: 1, setup: policiesSet},
 	{name: "policies rm", args: "POLICY", summary: "delete a policy", minArgs: 1, maxArgs: 1, setup: policiesRm},
 
 	{name: "jobs list", summary: "list background jobs (--site N: the jobs a site owns)", maxArgs: 0, setup: jobsList},

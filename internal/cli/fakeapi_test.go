@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -25,6 +26,7 @@ type fakeAPI struct {
 	released []string
 	actions  []string
 	created  []string // bodies of creates, raw
+	updated  []string // "PUT path body" of updates
 	password map[string]string
 }
 
@@ -44,6 +46,8 @@ var (
 	desktop1 = lobby.Desktop{ID: "dsk_1", Name: "demo-1", HostID: "host_a", PoolID: "pool_demo", Power: lobby.PowerRunning, ConsoleKind: "vnc", Tags: []string{}, Created: t0, Updated: t0}
 	admin    = lobby.User{ID: "usr_admin", Username: "admin", Role: lobby.RoleAdmin, Groups: []string{}, Created: t0}
 	alice    = lobby.User{ID: "usr_alice", Username: "alice", Role: lobby.RoleUser, Groups: []string{"staff"}, Created: t0}
+	everyone = lobby.Policy{ID: "pol_1", Name: "everyone", Pools: []string{"pool_demo"}, Users: []string{"*"}, Groups: []string{}, MaxDesktops: 1,
+		Mode: lobby.NonPersistent, Release: lobby.ReleasePlan{OnLogoff: true, AtTime: "19:30"}, PowerPlan: lobby.PowerStop, Priority: 2, Created: t0}
 )
 
 func newFakeAPI() *fakeAPI {
@@ -139,6 +143,30 @@ func (f *fakeAPI) create(w http.ResponseWriter, r *http.Request, want func(name 
 	reply(w, 201, want(name))
 }
 
+// update records a PUT and applies its body to the current object at into
+// as the API does (fields left out keep their value, unknown ones are
+// refused), then answers with out.
+func (f *fakeAPI) update(w http.ResponseWriter, r *http.Request, into, out any) {
+	b, _ := io.ReadAll(r.Body)
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(into); err != nil {
+		apiErr(w, lobby.KindInvalid, 400, err.Error())
+		return
+	}
+	f.mu.Lock()
+	f.updated = append(f.updated, r.URL.Path+" "+string(bytes.TrimSpace(b)))
+	f.mu.Unlock()
+	reply(w, 200, out)
+}
+
+// updates returns the updates recorded so far.
+func (f *fakeAPI) updates() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.updated...)
+}
+
 func (f *fakeAPI) pools(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/pools", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("after") == "" { // two pages, to exercise the cursor
@@ -156,6 +184,14 @@ func (f *fakeAPI) pools(mux *http.ServeMux) {
 			return
 		}
 		reply(w, 200, demoPool)
+	})
+	mux.HandleFunc("PUT /api/v1/pools/{ref}", func(w http.ResponseWriter, r *http.Request) {
+		if ref := r.PathValue("ref"); ref != "demo" && ref != demoPool.ID {
+			apiErr(w, lobby.KindNotFound, 404, fmt.Sprintf("pool %q does not exist", ref))
+			return
+		}
+		p := demoPool
+		f.update(w, r, &p.Pool, &p)
 	})
 	mux.HandleFunc("DELETE /api/v1/pools/{ref}", func(w http.ResponseWriter, r *http.Request) {
 		if r.PathValue("ref") != "demo" {
@@ -226,8 +262,15 @@ func (f *fakeAPI) users(mux *http.ServeMux) {
 		w.WriteHeader(204)
 	})
 	mux.HandleFunc("GET /api/v1/policies", func(w http.ResponseWriter, r *http.Request) {
-		reply(w, 200, items([]lobby.Policy{{ID: "pol_1", Name: "everyone", Pools: []string{"pool_demo"}, Users: []string{"*"}, MaxDesktops: 1,
-			Mode: lobby.NonPersistent, Release: lobby.ReleasePlan{OnLogoff: true, AtTime: "19:30"}, PowerPlan: lobby.PowerStop}}, ""))
+		reply(w, 200, items([]lobby.Policy{everyone}, ""))
+	})
+	mux.HandleFunc("PUT /api/v1/policies/{ref}", func(w http.ResponseWriter, r *http.Request) {
+		if ref := r.PathValue("ref"); ref != everyone.Name && ref != everyone.ID {
+			apiErr(w, lobby.KindNotFound, 404, fmt.Sprintf("policy %q does not exist", ref))
+			return
+		}
+		p := everyone
+		f.update(w, r, &p, &p)
 	})
 	mux.HandleFunc("POST /api/v1/policies", func(w http.ResponseWriter, r *http.Request) {
 		f.create(w, r, func(name string) any { return lobby.Policy{ID: "pol_" + name, Name: name} })

@@ -109,6 +109,74 @@ func policiesAdd(fs *flag.FlagSet) runFunc {
 	}
 }
 
+// policiesSet changes only the fields whose flags are given; a list flag
+// replaces the whole list (an empty --groups empties it).
+func policiesSet(fs *flag.FlagSet) runFunc {
+	asJSON := jsonFlag(fs)
+	pools := fs.String("pools", "", "comma-separated `POOLS` (names or IDs) the policy offers, replacing its list")
+	users := fs.String("users", "", "comma-separated `USERS` it applies to, replacing its list; '*' is everyone")
+	groups := fs.String("groups", "", "comma-separated `GROUPS` it applies to, replacing its list")
+	mode := fs.String("mode", "", "assignment `MODE`: persistent or non-persistent")
+	maxDesktops := fs.Int("max", 0, "at most `N` desktops per user")
+	onLogoff := fs.Bool("release-on-logoff", false, "release the desktop when the user logs off (--release-on-logoff=false: no longer)")
+	after := fs.Int("release-after", 0, "release after this many `MINUTES` disconnected (0: never)")
+	at := fs.String("release-at", "", "release every day at `HH:MM` ('': never)")
+	power := fs.String("power-on-release", "", "power `ACTION` on release: keep, stop or suspend")
+	priority := fs.Int("priority", 0, "priority `N`: higher wins when several policies offer a pool")
+	return func(ctx context.Context, r *runner, args []string) error {
+		set := given(fs)
+		var up client.PolicyUpdate
+		var rel client.ReleaseUpdate
+		replace := func(name, value string, dst **[]string) {
+			if set[name] {
+				l := splitList(value)
+				*dst = &l
+			}
+		}
+		replace("pools", *pools, &up.Pools)
+		replace("users", *users, &up.Users)
+		replace("groups", *groups, &up.Groups)
+		if set["mode"] {
+			m := lobby.AssignMode(*mode)
+			up.Mode = &m
+		}
+		if set["max"] {
+			up.MaxDesktops = maxDesktops
+		}
+		if set["release-on-logoff"] {
+			rel.OnLogoff = onLogoff
+		}
+		if set["release-after"] {
+			rel.DisconnectMinutes = after
+		}
+		if set["release-at"] {
+			rel.AtTime = at
+		}
+		if rel != (client.ReleaseUpdate{}) {
+			up.Release = &rel
+		}
+		if set["power-on-release"] {
+			a := lobby.PowerAction(*power)
+			up.PowerPlan = &a
+		}
+		if set["priority"] {
+			up.Priority = priority
+		}
+		if up == (client.PolicyUpdate{}) {
+			return nothingToSet(fs, "json")
+		}
+		c, err := r.client()
+		if err != nil {
+			return err
+		}
+		p, err := c.UpdatePolicy(ctx, args[0], up)
+		if err != nil {
+			return err
+		}
+		return r.show(p, *asJSON)
+	}
+}
+
 func policiesRm(*flag.FlagSet) runFunc {
 	return func(ctx context.Context, r *runner, args []string) error {
 		c, err := r.client()

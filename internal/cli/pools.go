@@ -77,6 +77,48 @@ func poolsAdd(fs *flag.FlagSet) runFunc {
 	}
 }
 
+// poolsSet changes only the fields whose flags are given, so that
+// `--min 0` empties a pool's stock while leaving its size alone.
+func poolsSet(fs *flag.FlagSet) runFunc {
+	asJSON := jsonFlag(fs)
+	maxSize := fs.Int("max", 0, "at most `N` desktops")
+	minSize := fs.Int("min", 0, "keep `N` desktops provisioned (0: none)")
+	minFree := fs.Int("min-free", 0, "keep `N` free desktops running ahead of demand (0: none)")
+	pattern := fs.String("pattern", "", "desktop name `PATTERN` of new desktops; {n} is the number, {n:3} zero-pads it ('' for NAME-{n})")
+	template := fs.String("template", "", "the provider's `TEMPLATE` for new desktops")
+	return func(ctx context.Context, r *runner, args []string) error {
+		set := given(fs)
+		var up client.PoolUpdate
+		if set["max"] {
+			up.MaxSize = maxSize
+		}
+		if set["min"] {
+			up.MinSize = minSize
+		}
+		if set["min-free"] {
+			up.MinFree = minFree
+		}
+		if set["pattern"] {
+			up.NamePattern = pattern
+		}
+		if set["template"] {
+			up.Template = template
+		}
+		if up == (client.PoolUpdate{}) {
+			return nothingToSet(fs, "json")
+		}
+		c, err := r.client()
+		if err != nil {
+			return err
+		}
+		p, err := c.UpdatePool(ctx, args[0], up)
+		if err != nil {
+			return err
+		}
+		return r.show(p, *asJSON)
+	}
+}
+
 func poolsRm(*flag.FlagSet) runFunc {
 	return func(ctx context.Context, r *runner, args []string) error {
 		c, err := r.client()

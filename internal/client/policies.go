@@ -30,10 +30,10 @@ func (c *Client) CreatePolicy(ctx context.Context, spec PolicySpec) (*lobby.Poli
 	return &p, nil
 }
 
-// UpdatePolicy replaces a policy.
-func (c *Client) UpdatePolicy(ctx context.Context, idOrName string, spec PolicySpec) (*lobby.Policy, error) {
+// UpdatePolicy changes the policy's fields that up gives.
+func (c *Client) UpdatePolicy(ctx context.Context, idOrName string, up PolicyUpdate) (*lobby.Policy, error) {
 	var p lobby.Policy
-	if err := c.put(ctx, "policies", "policy", idOrName, spec, &p); err != nil {
+	if err := c.put(ctx, "policies", "policy", idOrName, up, &p); err != nil {
 		return nil, err
 	}
 	return &p, nil

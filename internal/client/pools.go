@@ -31,10 +31,11 @@ func (c *Client) CreatePool(ctx context.Context, spec PoolSpec) (*lobby.Pool, er
 	return &p, nil
 }
 
-// UpdatePool replaces a pool's settings.
-func (c *Client) UpdatePool(ctx context.Context, idOrName string, spec PoolSpec) (*lobby.Pool, error) {
-	var p lobby.Pool
-	if err := c.put(ctx, "pools", "pool", idOrName, spec, &p); err != nil {
+// UpdatePool changes the pool's fields that up gives and returns the pool
+// with its desktop counts.
+func (c *Client) UpdatePool(ctx context.Context, idOrName string, up PoolUpdate) (*PoolWithCounts, error) {
+	var p PoolWithCounts
+	if err := c.put(ctx, "pools", "pool", idOrName, up, &p); err != nil {
 		return nil, err
 	}
 	return &p, nil

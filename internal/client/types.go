@@ -49,7 +49,7 @@ type PoolWithCounts struct {
 	Counts *PoolCounts `json:"counts,omitempty"`
 }
 
-// PoolSpec is what creates a pool, or replaces all of its settings.
+// PoolSpec is what creates a pool.
 type PoolSpec struct {
 	Name        string `json:"name"`
 	MinSize     int    `json:"min_size"`
@@ -57,6 +57,17 @@ type PoolSpec struct {
 	MinFree     int    `json:"min_free"`
 	NamePattern string `json:"name_pattern,omitempty"`
 	Template    string `json:"template,omitempty"`
+}
+
+// PoolUpdate changes a pool; nil fields are left as they are (a pointer
+// to 0 sets 0).
+type PoolUpdate struct {
+	Name        *string `json:"name,omitempty"`
+	MinSize     *int    `json:"min_size,omitempty"`
+	MaxSize     *int    `json:"max_size,omitempty"`
+	MinFree     *int    `json:"min_free,omitempty"`
+	NamePattern *string `json:"name_pattern,omitempty"`
+	Template    *string `json:"template,omitempty"`
 }
 
 // DesktopFilter narrows a desktop list; empty fields do not filter.
@@ -91,7 +102,7 @@ type UserUpdate struct {
 	Disabled *bool       `json:"disabled,omitempty"`
 }
 
-// PolicySpec creates or replaces a policy. Pools may be names or IDs.
+// PolicySpec creates a policy. Pools may be names or IDs.
 type PolicySpec struct {
 	Name        string            `json:"name"`
 	Pools       []string          `json:"pools"`
@@ -102,6 +113,28 @@ type PolicySpec struct {
 	Release     lobby.ReleasePlan `json:"release"`
 	PowerPlan   lobby.PowerAction `json:"power_on_release,omitempty"`
 	Priority    int               `json:"priority"`
+}
+
+// PolicyUpdate changes a policy; nil fields are left as they are, and a
+// list given replaces the policy's list. Pools may be names or IDs.
+type PolicyUpdate struct {
+	Name        *string            `json:"name,omitempty"`
+	Pools       *[]string          `json:"pools,omitempty"`
+	Users       *[]string          `json:"users,omitempty"`
+	Groups      *[]string          `json:"groups,omitempty"`
+	MaxDesktops *int               `json:"max_desktops,omitempty"`
+	Mode        *lobby.AssignMode  `json:"mode,omitempty"`
+	Release     *ReleaseUpdate     `json:"release,omitempty"`
+	PowerPlan   *lobby.PowerAction `json:"power_on_release,omitempty"`
+	Priority    *int               `json:"priority,omitempty"`
+}
+
+// ReleaseUpdate changes parts of a policy's release plan; nil fields are
+// left as they are.
+type ReleaseUpdate struct {
+	OnLogoff          *bool   `json:"on_logoff,omitempty"`
+	DisconnectMinutes *int    `json:"disconnect_minutes,omitempty"`
+	AtTime            *string `json:"at_time,omitempty"`
 }
 
 // Job is a unit of background work as the API shows it.
