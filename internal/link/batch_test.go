@@ -1,12 +1,15 @@
 package link
 
 import (
+	"bytes"
 	"crypto/tls"
 	"io"
 	"net"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/yamux"
 
 	"lobby/internal/pki"
 )
@@ -22,11 +25,12 @@ func (c *countingConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-// TestMultiplexerWriteIsOneSocketWrite: a stream's write, which yamux
-// sends as a header and a body and TLS seals into 17 records, reaches the
-// socket in one write(2).
-func TestMultiplexerWriteIsOneSocketWrite(t *testing.T) {
-	t.Parallel()
+// muxPair links a yamux client to a yamux server over TLS in link
+// WebSockets on a real TCP connection, as agents and hubs are; the
+// client's socket writes go through wrap. It returns the client's
+// session and the server's first accepted stream.
+func muxPair(t *testing.T, wrap func(net.Conn) io.Writer) (*yamux.Session, <-chan net.Conn) {
+	t.Helper()
 	ca, err := pki.NewCA(time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -39,8 +43,9 @@ func TestMultiplexerWriteIsOneSocketWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	got := make(chan []byte, 1)
+	done := make(chan struct{}) // the server's side lives until the test ends
+	t.Cleanup(func() { close(done); ln.Close() })
+	accepted := make(chan net.Conn, 1)
 	go func() {
 		c, err := ln.Accept()
 		if err != nil {
@@ -52,19 +57,16 @@ func TestMultiplexerWriteIsOneSocketWrite(t *testing.T) {
 			return
 		}
 		defer sess.Close()
-		s, err := sess.Accept()
-		if err != nil {
-			return
+		if s, err := sess.Accept(); err == nil {
+			accepted <- s
 		}
-		b, _ := io.ReadAll(s)
-		got <- b
+		<-done
 	}()
 	raw, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	counted := &countingConn{Conn: raw}
-	conn := tls.Client(newWS(raw, raw, counted, true), ClientTLS(ca.Cert, ca.Fingerprint(), nil, "hub", ""))
+	conn := tls.Client(newWS(raw, raw, wrap(raw), true), ClientTLS(ca.Cert, ca.Fingerprint(), nil, "hub", ""))
 	if err := conn.Handshake(); err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +74,25 @@ func TestMultiplexerWriteIsOneSocketWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sess.Close()
+	t.Cleanup(func() { sess.Close() })
+	return sess, accepted
+}
+
+// TestMultiplexerWriteIsOneSocketWrite: a stream's write, which yamux
+// sends as a header and a body and TLS seals into 17 records, reaches the
+// socket in one write(2).
+func TestMultiplexerWriteIsOneSocketWrite(t *testing.T) {
+	t.Parallel()
+	var counted *countingConn
+	sess, accepted := muxPair(t, func(c net.Conn) io.Writer { counted = &countingConn{Conn: c}; return counted })
+	got := make(chan []byte, 1)
+	go func() {
+		s, ok := <-accepted
+		if ok {
+			b, _ := io.ReadAll(s)
+			got <- b
+		}
+	}()
 	s, err := sess.Open()
 	if err != nil {
 		t.Fatal(err)
@@ -93,5 +113,40 @@ func TestMultiplexerWriteIsOneSocketWrite(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("the stream's bytes did not arrive")
+	}
+}
+
+// TestBodyLikeAHeaderIsSent: a 12-byte body that reads like a yamux data
+// header is sent at once; taken for a header, it was held with everything
+// written after it (heartbeats, pongs) until the multiplexer's next write.
+func TestBodyLikeAHeaderIsSent(t *testing.T) {
+	t.Parallel()
+	sess, accepted := muxPair(t, func(c net.Conn) io.Writer { return c })
+	s, err := sess.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var peer net.Conn
+	for i, body := range [][]byte{
+		// Two pointer moves of a VNC viewer: type 5, no button, x, y.
+		{5, 0, 0x01, 0x00, 0x00, 0x80, 5, 0, 0x01, 0x02, 0x00, 0x81},
+		// A yamux data header itself (a multiplexer inside a stream).
+		{0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 4},
+	} {
+		if _, err := s.Write(body); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			select {
+			case peer = <-accepted:
+			case <-time.After(30 * time.Second):
+				t.Fatal("the stream was not accepted")
+			}
+		}
+		_ = peer.SetReadDeadline(time.Now().Add(30 * time.Second))
+		got := make([]byte, len(body))
+		if _, err := io.ReadFull(peer, got); err != nil || !bytes.Equal(got, body) {
+			t.Fatalf("the peer read %x, %v; want %x: the body was held back", got, err, body)
+		}
 	}
 }

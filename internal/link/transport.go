@@ -186,13 +186,14 @@ type corkedConn struct {
 
 // Write is called by yamux's one sending goroutine only.
 func (c *corkedConn) Write(p []byte) (int, error) {
-	if !c.pending {
+	body := c.pending // what follows a data header is its body, whatever it looks like
+	if !body {
 		c.ws.cork()
 	}
 	n, err := c.Conn.Write(p)
 	// yamux's header: version, type, flags (2), stream (4), length (4).
 	// A data header with a length is followed at once by its body.
-	if err == nil && len(p) == 12 && p[1] == 0 && binary.BigEndian.Uint32(p[8:]) > 0 {
+	if err == nil && !body && len(p) == 12 && p[0] == 0 && p[1] == 0 && binary.BigEndian.Uint32(p[8:]) > 0 {
 		c.pending = true
 		return n, nil
 	}
