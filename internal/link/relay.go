@@ -10,7 +10,8 @@ import (
 // Relay buffers: a direction that is idle (most of a console session's
 // life) waits in a read with a small buffer of its own; one that streams
 // (a read filled half of its buffer) reads into a big one from a pool
-// until a read is small again.
+// until a read is small again. A direction that stops right after a
+// burst keeps the big one until its next small read.
 const (
 	smallBuf = 16 << 10
 	bigBuf   = 256 << 10 // a full-screen update crosses in few messages
@@ -40,8 +41,8 @@ func Relay(ctx context.Context, a, b net.Conn) {
 
 // copyAdaptive copies src to dst until either fails. Reads are large
 // while data streams, which matters through a link, where every write is
-// a multiplexer message, TLS records and WebSocket frames; an idle
-// direction holds only its small buffer.
+// a multiplexer message, TLS records and WebSocket frames; a direction
+// whose last read was small holds only its small buffer.
 func copyAdaptive(dst io.Writer, src io.Reader) {
 	small := make([]byte, smallBuf)
 	buf := small
