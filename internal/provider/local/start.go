@@ -163,12 +163,18 @@ func (p *Provider) waitListening(ctx context.Context, d *desktop, pid, port int,
 			return fmt.Errorf("Xvnc exited at start: %s", tail)
 		default:
 		}
-		ok, err := listensOn(pid, port)
-		if ok {
-			return nil
-		}
-		if err != nil {
-			lastErr = fmt.Errorf("reading Xvnc's sockets: %w; ", err)
+		// A connection is cheap and says someone listens; only then is
+		// the socket table read (its cost grows with the host's sockets)
+		// to see whether it is our Xvnc.
+		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+			c.Close()
+			ok, err := listensOn(pid, port)
+			if ok {
+				return nil
+			}
+			if err != nil {
+				lastErr = fmt.Errorf("reading Xvnc's sockets: %w; ", err)
+			}
 		}
 		if err := ctx.Err(); err != nil {
 			_, _ = p.killAll(context.Background(), d)
