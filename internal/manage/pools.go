@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"lobby/internal/lobby"
 	"lobby/internal/store"
@@ -108,7 +109,10 @@ func (s *Service) DeletePool(ctx context.Context, a Actor, ref string) error {
 		} else if err != nil {
 			return StoreErr(err, fmt.Sprintf("pool %q", p.Name))
 		}
-		return s.audit(ctx, q, a, "pool.delete", p.ID, "pool "+p.Name)
+		if err := s.audit(ctx, q, a, "pool.delete", p.ID, "pool "+p.Name); err != nil {
+			return err
+		}
+		return s.dropPoolFromPolicies(ctx, q, a, p)
 	})
 	if inUse {
 		// Counted after the transaction: PostgreSQL's ends with the
@@ -117,6 +121,36 @@ func (s *Service) DeletePool(ctx context.Context, a Actor, ref string) error {
 		return poolNotEmpty(p, c.Total)
 	}
 	return err
+}
+
+// dropPoolFromPolicies takes a deleted pool out of the policies that
+// offered it, in the deletion's transaction, so that no policy names a
+// pool that no longer exists.
+func (s *Service) dropPoolFromPolicies(ctx context.Context, q store.Queries, a Actor, p *lobby.Pool) error {
+	opt := store.ListOptions{Limit: store.MaxLimit}
+	for {
+		page, err := q.ListPolicies(ctx, opt)
+		if err != nil {
+			return err
+		}
+		for _, pol := range page {
+			i := slices.Index(pol.Pools, p.ID)
+			if i < 0 {
+				continue
+			}
+			pol.Pools = slices.Delete(pol.Pools, i, i+1)
+			if err := q.UpdatePolicy(ctx, &pol); err != nil {
+				return err
+			}
+			if err := s.audit(ctx, q, a, "policy.update", pol.ID, fmt.Sprintf("policy %s no longer offers pool %s (deleted)", pol.Name, p.Name)); err != nil {
+				return err
+			}
+		}
+		if len(page) < opt.Limit {
+			return nil
+		}
+		opt.After = page[len(page)-1].ID
+	}
 }
 
 // poolNotEmpty refuses to delete pool p, which holds n desktops (0 when

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -99,6 +100,51 @@ func TestDeletePoolNotEmpty(t *testing.T) {
 		wantKind(t, f.m.DeletePool(f.ctx, adminActor, "demo"), lobby.KindNotFound, "")
 		if evs, _ := f.st.ListAudit(f.ctx, store.AuditFilter{Query: "pool.delete"}); len(evs) != 1 || evs[0].Target != p.ID {
 			t.Fatalf("audit %+v", evs)
+		}
+	})
+}
+
+// TestDeletePoolLeavesNoPolicyOfferingIt: the policies that offered a
+// deleted pool stop naming it, in the same transaction, with an audit
+// entry each; the others are left alone.
+func TestDeletePoolLeavesNoPolicyOfferingIt(t *testing.T) {
+	t.Parallel()
+	onEachStore(t, func(t *testing.T, f *fixture) {
+		for _, name := range []string{"gone", "kept"} {
+			if _, err := f.m.CreatePool(f.ctx, adminActor, manage.PoolInput{Name: name, MaxSize: 1}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		both, err := f.m.CreatePolicy(f.ctx, adminActor, manage.PolicyInput{Name: "both", Pools: []string{"gone", "kept"}, Users: []string{"*"}, MaxDesktops: 1, Mode: lobby.NonPersistent, PowerPlan: lobby.PowerKeep})
+		if err != nil {
+			t.Fatal(err)
+		}
+		other, err := f.m.CreatePolicy(f.ctx, adminActor, manage.PolicyInput{Name: "other", Pools: []string{"kept"}, Users: []string{"*"}, MaxDesktops: 1, Mode: lobby.NonPersistent, PowerPlan: lobby.PowerKeep})
+		if err != nil {
+			t.Fatal(err)
+		}
+		kept, err := f.m.Pool(f.ctx, "kept")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.m.DeletePool(f.ctx, adminActor, "gone"); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			id   string
+			want []string
+		}{{both.ID, []string{kept.ID}}, {other.ID, []string{kept.ID}}} {
+			got, err := f.st.GetPolicy(f.ctx, c.id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got.Pools, c.want) {
+				t.Errorf("policy %s offers %v, want %v", got.Name, got.Pools, c.want)
+			}
+		}
+		evs, _ := f.st.ListAudit(f.ctx, store.AuditFilter{Query: "policy.update"})
+		if len(evs) != 1 || evs[0].Target != both.ID {
+			t.Fatalf("audit of the policies changed: %+v, want one for %s", evs, both.ID)
 		}
 	})
 }
