@@ -66,6 +66,15 @@ func given(fs *flag.FlagSet) map[string]bool {
 	return set
 }
 
+// ifGiven is v when the flag name was given, nil otherwise: the field of
+// an update that a `set` command sends.
+func ifGiven[T any](set map[string]bool, name string, v *T) *T {
+	if set[name] {
+		return v
+	}
+	return nil
+}
+
 // nothingToSet is the usage error of a `set` command given no field to
 // change; it names every flag but except.
 func nothingToSet(fs *flag.FlagSet, except ...string) error {

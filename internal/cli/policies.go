@@ -125,42 +125,25 @@ func policiesSet(fs *flag.FlagSet) runFunc {
 	priority := fs.Int("priority", 0, "priority `N`: higher wins when several policies offer a pool")
 	return func(ctx context.Context, r *runner, args []string) error {
 		set := given(fs)
-		var up client.PolicyUpdate
-		var rel client.ReleaseUpdate
-		replace := func(name, value string, dst **[]string) {
-			if set[name] {
-				l := splitList(value)
-				*dst = &l
+		list := func(name, value string) *[]string {
+			if !set[name] {
+				return nil
 			}
+			l := splitList(value)
+			return &l
 		}
-		replace("pools", *pools, &up.Pools)
-		replace("users", *users, &up.Users)
-		replace("groups", *groups, &up.Groups)
-		if set["mode"] {
-			m := lobby.AssignMode(*mode)
-			up.Mode = &m
+		mode, power := (*lobby.AssignMode)(mode), (*lobby.PowerAction)(power)
+		up := client.PolicyUpdate{
+			Pools: list("pools", *pools), Users: list("users", *users), Groups: list("groups", *groups),
+			Mode: ifGiven(set, "mode", mode), MaxDesktops: ifGiven(set, "max", maxDesktops),
+			PowerPlan: ifGiven(set, "power-on-release", power), Priority: ifGiven(set, "priority", priority),
 		}
-		if set["max"] {
-			up.MaxDesktops = maxDesktops
-		}
-		if set["release-on-logoff"] {
-			rel.OnLogoff = onLogoff
-		}
-		if set["release-after"] {
-			rel.DisconnectMinutes = after
-		}
-		if set["release-at"] {
-			rel.AtTime = at
+		rel := client.ReleaseUpdate{
+			OnLogoff: ifGiven(set, "release-on-logoff", onLogoff), DisconnectMinutes: ifGiven(set, "release-after", after),
+			AtTime: ifGiven(set, "release-at", at),
 		}
 		if rel != (client.ReleaseUpdate{}) {
 			up.Release = &rel
-		}
-		if set["power-on-release"] {
-			a := lobby.PowerAction(*power)
-			up.PowerPlan = &a
-		}
-		if set["priority"] {
-			up.Priority = priority
 		}
 		if up == (client.PolicyUpdate{}) {
 			return nothingToSet(fs, "json")

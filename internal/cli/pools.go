@@ -88,21 +88,9 @@ func poolsSet(fs *flag.FlagSet) runFunc {
 	template := fs.String("template", "", "the provider's `TEMPLATE` for new desktops")
 	return func(ctx context.Context, r *runner, args []string) error {
 		set := given(fs)
-		var up client.PoolUpdate
-		if set["max"] {
-			up.MaxSize = maxSize
-		}
-		if set["min"] {
-			up.MinSize = minSize
-		}
-		if set["min-free"] {
-			up.MinFree = minFree
-		}
-		if set["pattern"] {
-			up.NamePattern = pattern
-		}
-		if set["template"] {
-			up.Template = template
+		up := client.PoolUpdate{
+			MaxSize: ifGiven(set, "max", maxSize), MinSize: ifGiven(set, "min", minSize), MinFree: ifGiven(set, "min-free", minFree),
+			NamePattern: ifGiven(set, "pattern", pattern), Template: ifGiven(set, "template", template),
 		}
 		if up == (client.PoolUpdate{}) {
 			return nothingToSet(fs, "json")

@@ -62,7 +62,6 @@ type PoolSpec struct {
 // PoolUpdate changes a pool; nil fields are left as they are (a pointer
 // to 0 sets 0).
 type PoolUpdate struct {
-	Name        *string `json:"name,omitempty"`
 	MinSize     *int    `json:"min_size,omitempty"`
 	MaxSize     *int    `json:"max_size,omitempty"`
 	MinFree     *int    `json:"min_free,omitempty"`
@@ -118,7 +117,6 @@ type PolicySpec struct {
 // PolicyUpdate changes a policy; nil fields are left as they are, and a
 // list given replaces the policy's list. Pools may be names or IDs.
 type PolicyUpdate struct {
-	Name        *string            `json:"name,omitempty"`
 	Pools       *[]string          `json:"pools,omitempty"`
 	Users       *[]string          `json:"users,omitempty"`
 	Groups      *[]string          `json:"groups,omitempty"`
