@@ -152,7 +152,7 @@ func (p *Provider) startXvnc(ctx context.Context, d *desktop) error {
 func (p *Provider) waitListening(ctx context.Context, d *desktop, pid, port int, exited <-chan struct{}) error {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	deadline := time.Now().Add(p.cfg.StartTimeout)
-	var lastErr error
+	lastErr := "" // why the sockets could not be read, for the timeout's message
 	for {
 		select {
 		case <-exited:
@@ -173,7 +173,7 @@ func (p *Provider) waitListening(ctx context.Context, d *desktop, pid, port int,
 				return nil
 			}
 			if err != nil {
-				lastErr = fmt.Errorf("reading Xvnc's sockets: %w; ", err)
+				lastErr = fmt.Sprintf("reading Xvnc's sockets: %v; ", err)
 			}
 		}
 		if err := ctx.Err(); err != nil {
@@ -182,7 +182,7 @@ func (p *Provider) waitListening(ctx context.Context, d *desktop, pid, port int,
 		}
 		if time.Now().After(deadline) {
 			_, _ = p.killAll(context.Background(), d)
-			return fmt.Errorf("Xvnc did not listen on %s within %s: %v%s", addr, p.cfg.StartTimeout, lastErr, logTail(filepath.Join(d.dir, xvncLog)))
+			return fmt.Errorf("Xvnc did not listen on %s within %s: %s%s", addr, p.cfg.StartTimeout, lastErr, logTail(filepath.Join(d.dir, xvncLog)))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
