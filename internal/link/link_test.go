@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -394,11 +395,14 @@ func TestFailoverToNextHub(t *testing.T) {
 }
 
 // proxy forwards TCP to a target until closed; Close also cuts every
-// connection, like a node's listener going away.
+// connection, like a node's listener going away. Once frozen it passes
+// nothing more, not even an end, and keeps the connections open, like a
+// hung peer or a path that drops packets.
 type proxy struct {
-	ln    net.Listener
-	mu    sync.Mutex
-	conns []net.Conn
+	ln     net.Listener
+	frozen atomic.Bool
+	mu     sync.Mutex
+	conns  []net.Conn
 }
 
 func newProxy(t *testing.T, target string) *proxy {
@@ -421,12 +425,35 @@ func newProxy(t *testing.T, target string) *proxy {
 			p.mu.Lock()
 			p.conns = append(p.conns, c, u)
 			p.mu.Unlock()
-			go func() { _, _ = io.Copy(u, c); u.Close() }()
-			go func() { _, _ = io.Copy(c, u); c.Close() }()
+			go p.pipe(u, c)
+			go p.pipe(c, u)
 		}
 	}()
 	t.Cleanup(p.Close)
 	return p
+}
+
+// pipe copies src to dst, then closes dst, unless frozen.
+func (p *proxy) pipe(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if p.frozen.Load() {
+			if err != nil {
+				return // the other side sees no end either
+			}
+			continue // dropped
+		}
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				err = werr
+			}
+		}
+		if err != nil {
+			dst.Close()
+			return
+		}
+	}
 }
 
 func (p *proxy) Addr() string { return p.ln.Addr().String() }

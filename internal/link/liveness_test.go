@@ -2,8 +2,6 @@ package link_test
 
 import (
 	"context"
-	"net"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,14 +18,8 @@ func TestHubCutsAHungAgent(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	n := newNode(t, "hub1.test", false)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	var frozen atomic.Bool
-	go holdWhenFrozen(ln, n.srv.Listener.Addr().String(), &frozen)
-	a := newAgent(t, "host-h", memProvider(t), linkproto.HubSetting{URL: "http://" + ln.Addr().String(), Ping: linkproto.Duration(500 * time.Millisecond)})
+	px := newProxy(t, n.srv.Listener.Addr().String())
+	a := newAgent(t, "host-h", memProvider(t), linkproto.HubSetting{URL: "http://" + px.Addr(), Ping: linkproto.Duration(500 * time.Millisecond)})
 	if err := a.Join(ctx, n.token(t, 1, time.Now().Add(time.Hour))); err != nil {
 		t.Fatal(err)
 	}
@@ -49,45 +41,8 @@ func TestHubCutsAHungAgent(t *testing.T) {
 		t.Fatalf("links = %+v, want the first link still up", ls)
 	}
 
-	frozen.Store(true)
+	px.frozen.Store(true) // only the hub itself can end the link now
 	eventually(t, "the hub cuts the hung agent's link", func() bool { return !n.hub.Linked(a.HostID()) })
-}
-
-// holdWhenFrozen forwards connections to target; once frozen, it passes
-// nothing more, not even an end, and keeps the connections open: only the
-// hub itself can end the link.
-func holdWhenFrozen(ln net.Listener, target string, frozen *atomic.Bool) {
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		u, err := net.Dial("tcp", target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		pipe := func(dst, src net.Conn) {
-			buf := make([]byte, 32<<10)
-			for {
-				k, err := src.Read(buf)
-				if err != nil {
-					if !frozen.Load() { // frozen, the other side sees no end either
-						dst.Close()
-					}
-					return
-				}
-				if frozen.Load() {
-					continue // dropped
-				}
-				if _, err := dst.Write(buf[:k]); err != nil {
-					return
-				}
-			}
-		}
-		go pipe(u, c)
-		go pipe(c, u)
-	}
 }
 
 // TestHostRevokedElsewhereIsCut: a host revoked through another node
