@@ -32,10 +32,10 @@ func TestHubCutsAHungAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 3 {
+		eventually(t, "the node's reader of the link dozes", func() bool { return n.hub.Dozing(a.HostID()) })
 		if _, err := conn.List(ctx); err != nil {
 			t.Fatalf("list %d through a dozing link: %v", i, err)
 		}
-		time.Sleep(700 * time.Millisecond) // let the reader doze again
 	}
 	if ls := n.hub.Links(); len(ls) != 1 || ls[0].State != "up" || !ls[0].Since.Equal(since) {
 		t.Fatalf("links = %+v, want the first link still up", ls)
