@@ -368,9 +368,11 @@ func TestSetUserTimeout(t *testing.T) {
 				defer c.Close()
 				_, _ = io.Copy(io.Discard, c)
 			})
-			srv := httptest.NewServer(h)
+			srv := httptest.NewUnstartedServer(h)
 			if https {
-				srv = httptest.NewTLSServer(h)
+				srv.StartTLS()
+			} else {
+				srv.Start()
 			}
 			defer srv.Close()
 			c, err := Dial(context.Background(), srv.URL, false)
