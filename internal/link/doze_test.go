@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -107,9 +108,15 @@ func TestDozingReaderWakesForAnswers(t *testing.T) {
 			go func() { _, _ = io.Copy(c, c) }()
 			d := waitFor(t, "the link", dozers)
 			until(t, "the reader dozes", d.ws.dz.dozing.Load)
-			if d.ws.dz.cfg.Load().sock == nil {
-				t.Error("no socket found under the link: SO_RCVLOWAT is never raised")
+			sock := d.ws.dz.cfg.Load().sock
+			if sock == nil {
+				t.Fatal("no socket found under the link: SO_RCVLOWAT is never raised")
 			}
+			until(t, "the dozing link's SO_RCVLOWAT is raised", func() bool {
+				lowat := 0
+				_ = sock.Control(func(fd uintptr) { lowat, _ = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVLOWAT) })
+				return lowat == dozeLowat
+			})
 			for _, msg := range []string{"first", "second"} {
 				if _, err := d.ws.Write([]byte(msg)); err != nil {
 					t.Fatal(err)
