@@ -183,3 +183,65 @@ func certOf(ca *pki.CA) *x509.Certificate {
 	}
 	return ca.Cert
 }
+
+// TestMonitorRecordsOnReadinessChange: with a record due only every hour,
+// the monitor writes the node's record on its first round, not again while
+// nothing changes, and at once when the node stops being ready (its
+// heartbeat stands still: the node's cluster loop is not run here).
+func TestMonitorRecordsOnReadinessChange(t *testing.T) {
+	t.Parallel()
+	st := openStore(t, store.SQLite)
+	m, err := cluster.Join(t.Context(), cluster.Config{Store: st, Logger: quiet,
+		Node: lobby.Node{SiteID: 1, Name: "node-a", Address: "http://127.0.0.1:1", Version: "test", SchemaVersion: sqlstore.SchemaVersion}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The monitor beats the heartbeat loop for LoopLimit after the join's
+	// heartbeat; the loop counts as stuck LoopLimit after that.
+	wd := health.NewWatchdog(health.WatchdogConfig{Logger: quiet, LoopLimit: 3 * time.Second})
+	mon, err := health.NewMonitor(health.MonitorConfig{Store: st, SiteID: 1, Instance: m.Instance(), Watchdog: wd, Logger: quiet,
+		Every: 20 * time.Millisecond, ProbeEvery: time.Hour, RecordEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{}, 2)
+	go func() { mon.Run(ctx); done <- struct{}{} }()
+	go func() { wd.Run(ctx); done <- struct{}{} }()
+	t.Cleanup(func() { cancel(); <-done; <-done })
+
+	record := func() *store.NodeHealth {
+		hs, err := st.ListNodeHealth(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(hs) == 0 {
+			return nil
+		}
+		return &hs[0]
+	}
+	var first time.Time
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		h := record()
+		switch {
+		case h == nil:
+		case h.NotReady == "" && first.IsZero():
+			first = h.Recorded
+		case h.NotReady == "" && !h.Recorded.Equal(first):
+			t.Fatalf("the record was written again at %v (first at %v) while the node stayed ready: not due for an hour", h.Recorded, first)
+		case h.NotReady != "":
+			if first.IsZero() {
+				t.Fatalf("the first record says the node is not ready (%s): the test machine was too slow to see it ready", h.NotReady)
+			}
+			if !strings.Contains(h.NotReady, "cluster heartbeat has not run") {
+				t.Errorf("NotReady = %q, want the stuck heartbeat", h.NotReady)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no record saying the node is not ready: %+v", h)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

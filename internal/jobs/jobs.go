@@ -116,7 +116,8 @@ func (c *Config) validate() error {
 // through it, so nothing but the workers' poll finds a new job. A driver
 // without a listener is what River knows how to run on SQLite: it wakes
 // this process's workers itself for every job inserted outside a
-// transaction, and cancels running jobs at once, with no table polled.
+// transaction, and cancels running jobs at once, with no table polled
+// (River reads PollOnly only of a driver with a listener).
 type sqliteDriver struct{ *riversqlite.Driver }
 
 func (sqliteDriver) SupportsListener() bool     { return false }
@@ -183,7 +184,6 @@ func New(cfg Config) (*Queue, error) {
 		q.client, err = river.NewClient(riverpgxv5.New(h.Pool()), rcfg)
 	case interface{ Writer() *sql.DB }:
 		q.db = db{lite: h.Writer()}
-		rcfg.PollOnly = true
 		rcfg.FetchPollInterval = cmp.Or(cfg.PollInterval, sqlitePollInterval)
 		q.client, err = river.NewClient[*sql.Tx](sqliteDriver{riversqlite.New(h.Writer())}, rcfg)
 	default:

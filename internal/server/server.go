@@ -136,6 +136,9 @@ func (c *Config) validate() error {
 	if c.Demo < 0 || c.Demo > 100 {
 		return fmt.Errorf("--desktops %d is not valid: give 0 to 100", c.Demo)
 	}
+	if c.PasswordHash == (auth.Params{}) {
+		c.PasswordHash = auth.DefaultParams
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -210,7 +213,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := s.openStore(ctx); err != nil {
 		return nil, err
 	}
-	s.Auth, err = auth.New(ctx, s.Store, auth.NewHasher(cfg.passwordHash(), cfg.HashSlots), s.log)
+	s.Auth, err = auth.New(ctx, s.Store, auth.NewHasher(cfg.PasswordHash, cfg.HashSlots), s.log)
 	if err != nil {
 		return nil, err
 	}
@@ -584,13 +587,4 @@ func (s *Server) Close() error {
 		}
 	})
 	return errors.Join(errs...)
-}
-
-// passwordHash is the argon2id settings of new hashes: the configured
-// ones, or the default.
-func (c *Config) passwordHash() auth.Params {
-	if c.PasswordHash == (auth.Params{}) {
-		return auth.DefaultParams
-	}
-	return c.PasswordHash
 }

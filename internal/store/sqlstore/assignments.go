@@ -305,26 +305,24 @@ const getAssignmentSQL = `SELECT ` + assignmentCols + ` FROM assignments WHERE i
 // limits the number of variables of a statement, and the text stays the
 // same whatever the count, so it is prepared once.
 func (q *queries) ExistingAssignments(ctx context.Context, ids []string) (map[string]bool, error) {
-	found := make(map[string]bool, len(ids))
 	if len(ids) == 0 {
-		return found, nil
+		return map[string]bool{}, nil
 	}
-	rows, err := q.readRows(ctx, q.d.pick(existingAssignmentsSQLite, existingAssignmentsPostgres), jsonText(ids))
+	existing, err := list(ctx, q, "existing assignments", scanID, q.d.pick(existingAssignmentsSQLite, existingAssignmentsPostgres), jsonText(ids))
 	if err != nil {
-		return nil, fmt.Errorf("check assignments: %w", err)
+		return nil, err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("check assignments: %w", err)
-		}
+	found := make(map[string]bool, len(existing))
+	for _, id := range existing {
 		found[id] = true
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("check assignments: %w", err)
-	}
 	return found, nil
+}
+
+// scanID reads a row of one ID.
+func scanID(s scanner) (*string, error) {
+	var id string
+	return &id, s.Scan(&id)
 }
 
 const (
