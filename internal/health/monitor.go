@@ -55,10 +55,10 @@ type Monitor struct {
 	cfg MonitorConfig
 	log *slog.Logger
 
-	// The last record written: when, and the readiness it said (the
-	// round's own).
-	recorded     time.Time
-	lastNotReady string
+	// The last record written: when, and whether it said the node was
+	// ready (its reason why not names durations that change every round).
+	recorded  time.Time
+	lastReady bool
 
 	mu     sync.Mutex
 	probes []store.NodeProbe // the latest round of probes
@@ -143,7 +143,7 @@ func (m *Monitor) round(ctx context.Context) {
 	if why := wd.Check(); why != nil {
 		h.NotReady = why.Error()
 	}
-	if !m.recorded.IsZero() && t1.Sub(m.recorded) < m.cfg.RecordEvery && h.NotReady == m.lastNotReady {
+	if !m.recorded.IsZero() && t1.Sub(m.recorded) < m.cfg.RecordEvery && (h.NotReady == "") == m.lastReady {
 		wd.StoreOK() // the store answered; the record is not due
 		return
 	}
@@ -164,7 +164,7 @@ func (m *Monitor) round(ctx context.Context) {
 		m.storeFailed(ctx, err)
 		return
 	}
-	m.recorded, m.lastNotReady = t1, h.NotReady
+	m.recorded, m.lastReady = t1, h.NotReady == ""
 	wd.StoreOK()
 }
 

@@ -237,6 +237,12 @@ func TestMonitorRecordsOnReadinessChange(t *testing.T) {
 			if !strings.Contains(h.NotReady, "cluster heartbeat has not run") {
 				t.Errorf("NotReady = %q, want the stuck heartbeat", h.NotReady)
 			}
+			// Still not ready, for the same cause: the reason's duration
+			// grows every round, and is not a change of readiness.
+			time.Sleep(300 * time.Millisecond)
+			if again := record(); !again.Recorded.Equal(h.Recorded) {
+				t.Fatalf("the record was written again at %v (%s) while the node stayed unready: not due for an hour", again.Recorded, again.NotReady)
+			}
 			return
 		}
 		if time.Now().After(deadline) {
