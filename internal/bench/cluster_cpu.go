@@ -19,7 +19,7 @@ type clusterCPU struct {
 	at    time.Time
 	self  time.Duration   // this process: the load generator and the agents (and a node run here)
 	nodes []time.Duration // each child node process, by site ID - 1; 0 for one run here
-	lb    time.Duration   // HAProxy
+	lb    time.Duration   // HAProxy; -1 when unknown
 	pg    time.Duration   // the PostgreSQL server's processes; -1 when unknown
 	stat  cpuStat
 }
@@ -27,7 +27,7 @@ type clusterCPU struct {
 // readClusterCPU reads the CPU of every part; pgPID is the postmaster (0
 // when unknown).
 func readClusterCPU(c *procCluster, lb *balancer, pgPID int) clusterCPU {
-	r := clusterCPU{at: time.Now(), self: CPUTime(), stat: readCPUStat(), pg: -1}
+	r := clusterCPU{at: time.Now(), self: CPUTime(), stat: readCPUStat(), lb: -1, pg: -1}
 	for _, n := range c.nodes {
 		var t time.Duration
 		if n.self == nil {
@@ -36,7 +36,9 @@ func readClusterCPU(c *procCluster, lb *balancer, pgPID int) clusterCPU {
 		r.nodes = append(r.nodes, t)
 	}
 	if lb != nil {
-		r.lb, _ = procCPU(lb.c.pid())
+		if t, err := procCPU(lb.c.pid()); err == nil {
+			r.lb = t
+		}
 	}
 	if pgPID > 0 {
 		if t, err := treeCPU(pgPID); err == nil {
@@ -54,7 +56,7 @@ type ClusterCPU struct {
 	// run in this process: it is in Bench).
 	Nodes    []float64
 	Postgres float64 // -1 when its processes were not found
-	Balancer float64
+	Balancer float64 // -1 when HAProxy's process was not read
 	// Bench is this process: the load generator and the in-process
 	// agents (and, with a CPU profile, site 1).
 	Bench float64
@@ -74,8 +76,12 @@ func cpuBetween(a, b clusterCPU) ClusterCPU {
 		}
 		return d.Seconds() / wall.Seconds()
 	}
-	r := ClusterCPU{Wall: wall, Bench: cores(b.self - a.self), Balancer: cores(b.lb - a.lb), Postgres: -1}
-	ours := b.self - a.self + b.lb - a.lb
+	r := ClusterCPU{Wall: wall, Bench: cores(b.self - a.self), Balancer: -1, Postgres: -1}
+	ours := b.self - a.self
+	if a.lb >= 0 && b.lb >= 0 {
+		r.Balancer = cores(b.lb - a.lb)
+		ours += b.lb - a.lb
+	}
 	for i := range b.nodes {
 		r.Nodes = append(r.Nodes, cores(b.nodes[i]-a.nodes[i]))
 		ours += b.nodes[i] - a.nodes[i]
@@ -102,7 +108,7 @@ func (c ClusterCPU) NodesTotal() float64 {
 
 // Total is the CPU of everything the benchmark runs.
 func (c ClusterCPU) Total() float64 {
-	return c.NodesTotal() + max(0, c.Postgres) + c.Balancer + c.Bench
+	return c.NodesTotal() + max(0, c.Postgres) + max(0, c.Balancer) + c.Bench
 }
 
 // postmasterPID finds the PostgreSQL server of dbURL on this machine: the

@@ -98,9 +98,12 @@ func (r *ClusterResult) cpuRow(s ClusterStep, phase string, x ClusterCPU) []stri
 			each[i] = "(here)"
 		}
 	}
-	pg := "?"
+	pg, lb := "?", "?"
 	if x.Postgres >= 0 {
 		pg = fmt.Sprintf("%.2f", x.Postgres)
+	}
+	if x.Balancer >= 0 {
+		lb = fmt.Sprintf("%.2f", x.Balancer)
 	}
 	per, most, switches := "-", "-", fmt.Sprintf("%.0f", x.Switches)
 	if s.Assignments > 0 && phase == "load" {
@@ -109,7 +112,7 @@ func (r *ClusterResult) cpuRow(s ClusterStep, phase string, x ClusterCPU) []stri
 		per = Ms(d)
 		most = fmt.Sprintf("%.0f/s", float64(r.Machine.Cores)/d.Seconds())
 	}
-	return []string{fmt.Sprint(s.Nodes), phase, strings.Join(each, " "), fmt.Sprintf("%.2f", x.NodesTotal()), pg, fmt.Sprintf("%.2f", x.Balancer),
+	return []string{fmt.Sprint(s.Nodes), phase, strings.Join(each, " "), fmt.Sprintf("%.2f", x.NodesTotal()), pg, lb,
 		fmt.Sprintf("%.2f", x.Bench), fmt.Sprintf("%.2f", x.Total()), fmt.Sprintf("%.2f", x.Other), per, most, switches}
 }
 

@@ -37,8 +37,8 @@ func TestCluster(t *testing.T) {
 		}
 		c := s.CPU
 		// HAProxy's CPU may round to nothing in a window this short (the
-		// kernel counts in 10 ms ticks): it is found (r.Balancer), not
-		// required to be above zero.
+		// kernel counts in 10 ms ticks): its process must be read (-1
+		// when not), not busy.
 		if len(c.Nodes) != s.Nodes || c.NodesTotal() <= 0 || c.Balancer < 0 || c.Postgres <= 0 || c.Bench <= 0 || s.Idle.Wall <= 0 || len(s.Idle.Nodes) != s.Nodes {
 			t.Errorf("%d nodes: CPU %+v, want every part found and measured", s.Nodes, c)
 		}

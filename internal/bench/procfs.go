@@ -56,24 +56,39 @@ func scanProcs() ([]procStat, error) {
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
+		if p, err := readProcStat(pid); err == nil {
+			out = append(out, p)
 		}
-		// pid (comm) state ppid ...: comm may hold spaces; split after ')'.
-		s := string(b)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(f) < 15 {
-			continue
-		}
-		ppid, _ := strconv.Atoi(f[1])
-		var t [4]uint64 // utime, stime, cutime, cstime
-		for i := range t {
-			t[i], _ = strconv.ParseUint(f[11+i], 10, 64)
-		}
-		out = append(out, procStat{pid: pid, ppid: ppid, cpu: t[0] + t[1], reaped: t[2] + t[3]})
 	}
 	return out, nil
+}
+
+// readProcStat reads /proc/PID/stat.
+func readProcStat(pid int) (procStat, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return procStat{}, err
+	}
+	// pid (comm) state ppid ...: comm may hold spaces; split after ')'.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 15 {
+		return procStat{}, fmt.Errorf("/proc/%d/stat: too few fields", pid)
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	var t [4]uint64 // utime, stime, cutime, cstime
+	for i := range t {
+		if t[i], err = strconv.ParseUint(f[11+i], 10, 64); err != nil {
+			return procStat{}, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+		}
+	}
+	return procStat{pid: pid, ppid: ppid, cpu: t[0] + t[1], reaped: t[2] + t[3]}, nil
+}
+
+// procCPU is the user+system CPU of pid so far.
+func procCPU(pid int) (time.Duration, error) {
+	p, err := readProcStat(pid)
+	return time.Duration(p.cpu) * time.Second / clockTicks, err
 }
 
 // childrenCPU maps each descendant of this process to its CPU ticks.
