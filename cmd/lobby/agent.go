@@ -212,11 +212,7 @@ func (m *AgentMain) Close() error {
 func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	m := &AgentMain{Stdout: stdout, Stderr: stderr, Getenv: getenv}
 	if err := m.ParseFlags(args); err != nil {
-		if errors.Is(err, errHelp) {
-			return 0
-		}
-		fmt.Fprintf(stderr, "lobby agent: %v\n", err)
-		return 2
+		return usageExit(stderr, "lobby agent", err)
 	}
 	if err := m.Run(ctx); err != nil {
 		fmt.Fprintf(stderr, "lobby agent: %v\n", err)

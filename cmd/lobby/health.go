@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/x509"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -44,11 +43,7 @@ const (
 func runHealth(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	m := &HealthMain{Stdout: stdout, Stderr: stderr, Getenv: getenv}
 	if err := m.ParseFlags(args); err != nil {
-		if errors.Is(err, errHelp) {
-			return healthOK
-		}
-		fmt.Fprintf(stderr, "lobby health: %v\n", err)
-		return healthUsage
+		return usageExit(stderr, "lobby health", err) // healthOK for -h, else healthUsage
 	}
 	return m.Run(ctx)
 }

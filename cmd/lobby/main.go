@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -62,11 +61,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func runNode(ctx context.Context, cmd string, args []string, stdout, stderr io.Writer) int {
 	m := &Main{Stdout: stdout, Stderr: stderr, Getenv: os.Getenv}
 	if err := m.ParseFlags(cmd, args); err != nil {
-		if errors.Is(err, errHelp) {
-			return 0
-		}
-		fmt.Fprintf(stderr, "lobby %s: %v\n", cmd, err)
-		return 2
+		return usageExit(stderr, "lobby "+cmd, err)
 	}
 	if err := m.Run(ctx); err != nil {
 		fmt.Fprintf(stderr, "lobby %s: %v\n", cmd, err)
