@@ -127,30 +127,25 @@ func (s *Service) DeletePool(ctx context.Context, a Actor, ref string) error {
 // offered it, in the deletion's transaction, so that no policy names a
 // pool that no longer exists.
 func (s *Service) dropPoolFromPolicies(ctx context.Context, q store.Queries, a Actor, p *lobby.Pool) error {
-	opt := store.ListOptions{Limit: store.MaxLimit}
-	for {
-		page, err := q.ListPolicies(ctx, opt)
-		if err != nil {
+	pols, err := store.All(func(o store.ListOptions) ([]lobby.Policy, error) { return q.ListPolicies(ctx, o) },
+		func(pol lobby.Policy) string { return pol.ID })
+	if err != nil {
+		return err
+	}
+	for _, pol := range pols {
+		i := slices.Index(pol.Pools, p.ID)
+		if i < 0 {
+			continue
+		}
+		pol.Pools = slices.Delete(pol.Pools, i, i+1)
+		if err := q.UpdatePolicy(ctx, &pol); err != nil {
 			return err
 		}
-		for _, pol := range page {
-			i := slices.Index(pol.Pools, p.ID)
-			if i < 0 {
-				continue
-			}
-			pol.Pools = slices.Delete(pol.Pools, i, i+1)
-			if err := q.UpdatePolicy(ctx, &pol); err != nil {
-				return err
-			}
-			if err := s.audit(ctx, q, a, "policy.update", pol.ID, fmt.Sprintf("policy %s no longer offers pool %s (deleted)", pol.Name, p.Name)); err != nil {
-				return err
-			}
+		if err := s.audit(ctx, q, a, "policy.update", pol.ID, fmt.Sprintf("policy %s no longer offers pool %s (deleted)", pol.Name, p.Name)); err != nil {
+			return err
 		}
-		if len(page) < opt.Limit {
-			return nil
-		}
-		opt.After = page[len(page)-1].ID
 	}
+	return nil
 }
 
 // poolNotEmpty refuses to delete pool p, which holds n desktops (0 when

@@ -48,6 +48,24 @@ const (
 	MaxLimit     = 1000
 )
 
+// All reads every page of a list: list is one of the List methods bound
+// to its context, id the ID items are paged by.
+func All[T any](list func(ListOptions) ([]T, error), id func(T) string) ([]T, error) {
+	var out []T
+	opt := ListOptions{Limit: MaxLimit}
+	for {
+		items, err := list(opt)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, items...)
+		if len(items) < opt.Limit {
+			return out, nil
+		}
+		opt.After = id(items[len(items)-1])
+	}
+}
+
 // Token is an API bearer token. Only its SHA-256 hash is stored.
 type Token struct {
 	ID      string

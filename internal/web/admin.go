@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"lobby/internal/lobby"
-	"lobby/internal/store"
 )
 
 // adminRoutes are the admin console's pages. Each is wrapped with the
@@ -168,24 +167,6 @@ func pageURL(lq listQuery, page int) template.URL {
 	}
 	v.Set("page", strconv.Itoa(page))
 	return template.URL("?" + v.Encode())
-}
-
-// allPages reads every page of a store list (admin lists are sorted and
-// filtered whole; see sortPage).
-func allPages[T any](list func(store.ListOptions) ([]T, error), id func(T) string) ([]T, error) {
-	var out []T
-	opt := store.ListOptions{Limit: store.MaxLimit}
-	for {
-		items, err := list(opt)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, items...)
-		if len(items) < opt.Limit {
-			return out, nil
-		}
-		opt.After = id(items[len(items)-1])
-	}
 }
 
 // formInt reads an integer field, filing an error next to it when it is

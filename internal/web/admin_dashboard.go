@@ -67,7 +67,7 @@ type dashboardData struct {
 func (s *Server) dashboardData(r *http.Request) (*dashboardData, error) {
 	ctx := r.Context()
 	d := &dashboardData{Node: s.Node, Version: s.Version, PoolBars: map[string][]segment{}}
-	hosts, err := allPages(func(o store.ListOptions) ([]lobby.Host, error) { return s.Store.ListHosts(ctx, o) },
+	hosts, err := store.All(func(o store.ListOptions) ([]lobby.Host, error) { return s.Store.ListHosts(ctx, o) },
 		func(h lobby.Host) string { return h.ID })
 	if err != nil {
 		return nil, err
@@ -85,7 +85,7 @@ func (s *Server) dashboardData(r *http.Request) (*dashboardData, error) {
 			d.Attention = append(d.Attention, "Host "+h.Name+" is down (last seen "+ago(h.LastSeen)+").")
 		}
 	}
-	desks, err := allPages(func(o store.ListOptions) ([]lobby.Desktop, error) {
+	desks, err := store.All(func(o store.ListOptions) ([]lobby.Desktop, error) {
 		return s.Store.ListDesktops(ctx, store.DesktopFilter{}, o)
 	}, func(d lobby.Desktop) string { return d.ID })
 	if err != nil {

@@ -28,17 +28,17 @@ type deskListData struct {
 }
 
 func (s *Server) allPools(ctx context.Context) ([]lobby.Pool, error) {
-	return allPages(func(o store.ListOptions) ([]lobby.Pool, error) { return s.Store.ListPools(ctx, o) },
+	return store.All(func(o store.ListOptions) ([]lobby.Pool, error) { return s.Store.ListPools(ctx, o) },
 		func(p lobby.Pool) string { return p.ID })
 }
 
 func (s *Server) allHosts(ctx context.Context) ([]lobby.Host, error) {
-	return allPages(func(o store.ListOptions) ([]lobby.Host, error) { return s.Store.ListHosts(ctx, o) },
+	return store.All(func(o store.ListOptions) ([]lobby.Host, error) { return s.Store.ListHosts(ctx, o) },
 		func(h lobby.Host) string { return h.ID })
 }
 
 func (s *Server) allDesktops(ctx context.Context, f store.DesktopFilter) ([]lobby.Desktop, error) {
-	return allPages(func(o store.ListOptions) ([]lobby.Desktop, error) { return s.Store.ListDesktops(ctx, f, o) },
+	return store.All(func(o store.ListOptions) ([]lobby.Desktop, error) { return s.Store.ListDesktops(ctx, f, o) },
 		func(d lobby.Desktop) string { return d.ID })
 }
 

@@ -45,7 +45,7 @@ func namesOf(ids []string, names map[string]string) []string {
 }
 
 func (s *Server) allPolicies(ctx context.Context) ([]lobby.Policy, error) {
-	return allPages(func(o store.ListOptions) ([]lobby.Policy, error) { return s.Store.ListPolicies(ctx, o) },
+	return store.All(func(o store.ListOptions) ([]lobby.Policy, error) { return s.Store.ListPolicies(ctx, o) },
 		func(p lobby.Policy) string { return p.ID })
 }
 

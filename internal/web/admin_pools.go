@@ -16,7 +16,7 @@ type poolRow struct {
 }
 
 func (s *Server) poolRows(r *http.Request) ([]poolRow, error) {
-	pools, err := allPages(func(o store.ListOptions) ([]lobby.Pool, error) { return s.Store.ListPools(r.Context(), o) },
+	pools, err := store.All(func(o store.ListOptions) ([]lobby.Pool, error) { return s.Store.ListPools(r.Context(), o) },
 		func(p lobby.Pool) string { return p.ID })
 	if err != nil {
 		return nil, err

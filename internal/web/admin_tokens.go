@@ -41,7 +41,7 @@ type tokensData struct {
 }
 
 func (s *Server) tokenRows(ctx context.Context, a manage.Actor, lq listQuery) (paged[tokenRow], error) {
-	ts, err := allPages(func(o store.ListOptions) ([]store.JoinToken, error) { return s.Manage.ListJoinTokens(ctx, a, o) },
+	ts, err := store.All(func(o store.ListOptions) ([]store.JoinToken, error) { return s.Manage.ListJoinTokens(ctx, a, o) },
 		func(t store.JoinToken) string { return t.ID })
 	if err != nil {
 		return paged[tokenRow]{}, err

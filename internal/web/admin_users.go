@@ -16,7 +16,7 @@ import (
 var roles = []lobby.Role{lobby.RoleUser, lobby.RoleOperator, lobby.RoleAdmin}
 
 func (s *Server) allUsers(ctx context.Context) ([]lobby.User, error) {
-	return allPages(func(o store.ListOptions) ([]lobby.User, error) { return s.Store.ListUsers(ctx, o) },
+	return store.All(func(o store.ListOptions) ([]lobby.User, error) { return s.Store.ListUsers(ctx, o) },
 		func(u lobby.User) string { return u.ID })
 }
 
