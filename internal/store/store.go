@@ -407,7 +407,10 @@ type Store interface {
 	// are committed together (each in a savepoint of one database
 	// transaction; fn's statements then ignore ctx's cancellation); on
 	// PostgreSQL it is READ COMMITTED, with LockUser and row locks where a
-	// rule needs them.
+	// rule needs them, and fn may run twice: when AssignFree must wait
+	// for locked desktops, the transaction is rolled back and fn runs
+	// again in a new one, so every effect of fn must be in the
+	// transaction (or be set again by the second run).
 	InTx(ctx context.Context, fn func(q Queries) error) error
 	// Dialect is SQLite or Postgres.
 	Dialect() string

@@ -35,7 +35,8 @@ func scanAssignment(sc scanner) (*lobby.Assignment, error) {
 // SKIP LOCKED). A free desktop can also be locked by another writer (a
 // power report): when the fast statement finds nothing, a second one waits
 // for those locks and rechecks, so ErrExhausted never hides a free
-// desktop.
+// desktop. Inside a transaction, that second statement runs in a new
+// transaction (see queries.rerun), so InTx runs its fn again.
 func (q *queries) AssignFree(ctx context.Context, a *lobby.Assignment) (*lobby.Desktop, error) {
 	if a.ID == "" {
 		a.ID = lobby.NewID("asg")
@@ -45,8 +46,16 @@ func (q *queries) AssignFree(ctx context.Context, a *lobby.Assignment) (*lobby.D
 	var d *lobby.Desktop
 	take := func(q *queries) error {
 		var err error
-		d, err = scanDesktop(q.writeRow(ctx, q.d.assignFreeSQL(), q.assignFreeArgs(a, now)...))
-		if errors.Is(err, sql.ErrNoRows) && q.d.postgres() {
+		if q.waitLocked {
+			d, err = scanDesktop(q.writeRow(ctx, assignFreePostgresWait, q.assignFreeArgs(a, now)...))
+		} else {
+			d, err = scanDesktop(q.writeRow(ctx, q.d.assignFreeSQL(), q.assignFreeArgs(a, now)...))
+		}
+		if errors.Is(err, sql.ErrNoRows) && q.d.postgres() && !q.waitLocked {
+			if q.rerun != nil { // in a transaction: see queries.rerun
+				*q.rerun = true
+				return errRerun
+			}
 			d, err = scanDesktop(q.writeRow(ctx, assignFreePostgresWait, q.assignFreeArgs(a, now)...))
 		}
 		if errors.Is(err, sql.ErrNoRows) {
@@ -124,6 +133,9 @@ func assignFreePostgresLocking(locking string) string {
 	)
 	SELECT ` + desktopCols + ` FROM d`
 }
+
+// errRerun ends a transaction that InTx runs again (see queries.rerun).
+var errRerun = errors.New("sqlstore: transaction to run again, waiting for locked desktops")
 
 // qualify prefixes each column of a comma-separated list with table.
 func qualify(table, cols string) string {

@@ -40,6 +40,16 @@ type queries struct {
 	// authChanged is set, inside a transaction, when it changed tokens or
 	// users (see Store.AuthEpoch).
 	authChanged *bool
+	// rerun, inside a transaction on PostgreSQL, is set by AssignFree
+	// when it found no desktop it could lock without waiting. The
+	// transaction may then hold locks on rows that failed its recheck
+	// (FOR UPDATE keeps them), and waiting for other locks while holding
+	// those can deadlock with another caller doing the same. So the
+	// transaction is rolled back and run again with waitLocked, where
+	// AssignFree waits for locked desktops, taking its row locks in ID
+	// order only.
+	rerun      *bool
+	waitLocked bool
 }
 
 // noteAuthChange records a change that can invalidate an authenticated

@@ -124,8 +124,23 @@ func (s *Store) inTx(ctx context.Context, fn func(q *queries) error) error {
 	return s.inOwnTx(ctx, fn)
 }
 
-// inOwnTx runs fn in a database transaction of its own.
-func (s *Store) inOwnTx(ctx context.Context, fn func(q *queries) error) (err error) {
+// inOwnTx runs fn in a database transaction of its own. On PostgreSQL
+// it runs fn a second time, in a new transaction, when AssignFree asks
+// for it (see queries.rerun): fn's effects must all be in the
+// transaction.
+func (s *Store) inOwnTx(ctx context.Context, fn func(q *queries) error) error {
+	for waitLocked := false; ; waitLocked = true {
+		rerun := false
+		err := s.txOnce(ctx, fn, waitLocked, &rerun)
+		if !rerun || waitLocked {
+			return err
+		}
+	}
+}
+
+// txOnce runs fn in a database transaction, committed when fn returns nil
+// and nothing asked for a rerun.
+func (s *Store) txOnce(ctx context.Context, fn func(q *queries) error, waitLocked bool, rerun *bool) (err error) {
 	tx, err := s.cfg.Writer.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
@@ -135,7 +150,7 @@ func (s *Store) inOwnTx(ctx context.Context, fn func(q *queries) error) (err err
 			_ = tx.Rollback()
 			panic(p)
 		}
-		if err != nil {
+		if err != nil || *rerun {
 			_ = tx.Rollback()
 		}
 	}()
@@ -145,7 +160,8 @@ func (s *Store) inOwnTx(ctx context.Context, fn func(q *queries) error) (err err
 			s.d.authEpoch.Add(1)
 		}
 	}()
-	if err = fn(&queries{d: s.d, r: tx, w: tx, tx: tx, authChanged: &changed}); err != nil {
+	q := &queries{d: s.d, r: tx, w: tx, tx: tx, authChanged: &changed, waitLocked: waitLocked, rerun: rerun}
+	if err = fn(q); err != nil || *rerun {
 		return err
 	}
 	if err = tx.Commit(); err != nil {

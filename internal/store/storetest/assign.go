@@ -498,6 +498,60 @@ func testLockUserLimit(t *testing.T, f *fixture) {
 	}
 }
 
+// testInTxAssignContended: more people than desktops connect at once,
+// each in a transaction that locks its user first, as the broker's
+// connect does. Every desktop is taken once and every other caller gets
+// ErrExhausted; on PostgreSQL none is chosen as a deadlock victim (a
+// transaction waiting for a locked desktop while holding rows it locked
+// but skipped deadlocked about once in 70 such rounds of 30 callers).
+func testInTxAssignContended(t *testing.T, f *fixture) {
+	const rounds, desktops, callers = 25, 6, 24
+	h := f.host(t)
+	users := make([]*lobby.User, callers)
+	for i := range users {
+		users[i] = f.user(t, nil)
+	}
+	for range rounds {
+		p := f.pool(t)
+		for range desktops {
+			f.desktop(t, h, p, lobby.PowerRunning)
+		}
+		var wg sync.WaitGroup
+		errs := make([]error, callers)
+		start := make(chan struct{})
+		for i, u := range users {
+			wg.Go(func() {
+				<-start
+				errs[i] = f.s.InTx(f.ctx, func(q store.Queries) error {
+					if err := q.LockUser(f.ctx, u.ID); err != nil {
+						return err
+					}
+					a := &lobby.Assignment{UserID: u.ID, PoolID: p.ID}
+					if _, err := q.AssignFree(f.ctx, a); err != nil {
+						return err
+					}
+					return q.AppendAudit(f.ctx, &lobby.AuditEvent{Actor: u.Username, Action: "desktop.assign", Target: a.DesktopID})
+				})
+			})
+		}
+		close(start)
+		wg.Wait()
+		exhausted := 0
+		for _, err := range errs {
+			switch {
+			case errors.Is(err, store.ErrExhausted):
+				exhausted++
+			case err != nil:
+				t.Fatalf("connect: %v", err)
+			}
+		}
+		same(t, "callers refused", exhausted, callers-desktops)
+		c, err := f.s.PoolCounts(f.ctx, p.ID)
+		must(t, err)
+		same(t, "assigned", c.Assigned, desktops)
+	}
+}
+
 // testInTxConcurrent: concurrent transactions (grouped into one database
 // transaction on SQLite) keep their own outcomes: those that fail, panic
 // or whose context ends are rolled back alone, the others commit, and

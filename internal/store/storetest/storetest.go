@@ -60,6 +60,7 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AssignFreeChurn", testAssignFreeChurn},
 		{"ReleaseWhilePowerChanges", testReleaseWhilePowerChanges},
 		{"LockUserLimit", testLockUserLimit},
+		{"InTxAssignContended", testInTxAssignContended},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
