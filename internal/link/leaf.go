@@ -226,8 +226,8 @@ func (l *leaf) lastError() string {
 // serveStream serves a stream the leaf opened: its reports.
 func (l *leaf) serveStream(s net.Conn) {
 	defer s.Close()
-	var open linkproto.Open
-	if err := linkproto.ReadFrame(s, &open); err != nil {
+	open, err := readOpen(s) // a stream that never says what it is ends
+	if err != nil {
 		return
 	}
 	switch open.Type {
