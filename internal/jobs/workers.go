@@ -78,18 +78,11 @@ func (w *powerWorker) Work(ctx context.Context, job *river.Job[PowerArgs]) error
 	case "delete":
 		cmd.Op = hostconn.OpDelete
 		if _, err = conn.Do(ctx, cmd); err == nil {
-			err = st.InTx(ctx, func(tx store.Queries) error {
-				as, err := tx.ListAssignments(ctx, store.AssignmentFilter{DesktopID: d.ID})
-				if err != nil {
-					return err
-				}
-				for _, a := range as {
-					if err := tx.DeleteAssignment(ctx, a.ID); err != nil {
-						return err
-					}
-				}
-				return tx.DeleteDesktop(ctx, d.ID)
-			})
+			// DeleteDesktop takes the assignment with it. (Deleting
+			// the assignments listed first failed with ErrNotFound
+			// when a release took one meanwhile, and the desktop's
+			// record stayed.)
+			err = st.DeleteDesktop(ctx, d.ID)
 			if err == nil || errors.Is(err, store.ErrNotFound) {
 				return w.q.record(ctx, "deleted")
 			}

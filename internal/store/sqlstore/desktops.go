@@ -103,9 +103,18 @@ func (q *queries) SetDesktopPower(ctx context.Context, id string, power lobby.Po
 }
 
 // DeleteDesktop deletes the desktop with its assignment and tickets;
-// ErrNotFound.
+// ErrNotFound. The assignment goes first, in a statement of its own:
+// a release locks the assignment and then the desktop, and the cascade
+// from the desktop took them the other way round, so on PostgreSQL the
+// two could deadlock (storetest's DeleteDesktopWhileReleased).
 func (q *queries) DeleteDesktop(ctx context.Context, id string) error {
-	return q.execOne(ctx, fmt.Sprintf("delete desktop %q", id), `DELETE FROM desktops WHERE id = ?`, id)
+	what := fmt.Sprintf("delete desktop %q", id)
+	return q.atomic(ctx, func(q *queries) error {
+		if _, err := q.exec(ctx, `DELETE FROM assignments WHERE desktop_id = ?`, id); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		return q.execOne(ctx, what, `DELETE FROM desktops WHERE id = ?`, id)
+	})
 }
 
 // PoolCounts counts a pool's desktops by state; ErrNotFound for an unknown

@@ -93,9 +93,26 @@ func (q *queries) SetPassword(ctx context.Context, userID, passwordHash string) 
 // DeleteUser deletes the user with their tokens, tickets and assignments,
 // and frees the desktops they held (without powering them off: callers
 // that apply a release plan do so first); ErrNotFound.
+//
+// The rows are locked in the order the other writers take them: the
+// user's (as a connect does), their assignments', then by the cascade
+// their desktops'. Left to the cascade alone, the desktops came before
+// the assignments, the reverse of a release, and on PostgreSQL the two
+// could deadlock (storetest's DeleteUserWhileReleased).
 func (q *queries) DeleteUser(ctx context.Context, id string) error {
 	defer q.noteAuthChange()
-	return q.execOne(ctx, fmt.Sprintf("delete user %q", id), `DELETE FROM users WHERE id = ?`, id)
+	what := fmt.Sprintf("delete user %q", id)
+	return q.atomic(ctx, func(q *queries) error {
+		if err := q.LockUser(ctx, id); errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("%s: %w", what, store.ErrNotFound)
+		} else if err != nil {
+			return err
+		}
+		if _, err := q.exec(ctx, `DELETE FROM assignments WHERE user_id = ?`, id); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		return q.execOne(ctx, what, `DELETE FROM users WHERE id = ?`, id)
+	})
 }
 
 // CountUsersWithRole counts the users holding role, disabled ones

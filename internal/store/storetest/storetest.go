@@ -61,6 +61,9 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ReleaseWhilePowerChanges", testReleaseWhilePowerChanges},
 		{"LockUserLimit", testLockUserLimit},
 		{"InTxAssignContended", testInTxAssignContended},
+		{"DeleteDesktopWhileReleased", testDeleteDesktopWhileReleased},
+		{"DeleteUserWhileReleased", testDeleteUserWhileReleased},
+		{"DeletePoolWhileAssigning", testDeletePoolWhileAssigning},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
