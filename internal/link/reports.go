@@ -3,6 +3,8 @@ package link
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"time"
 
 	"lobby/internal/linkproto"
@@ -81,7 +83,10 @@ func (h *Hub) flush() {
 	var revoked []*leaf
 	err := h.Store.InTx(ctx, func(q store.Queries) error {
 		revoked = revoked[:0]
-		for id, rep := range batch {
+		// In ID order, as another node's flush takes the same rows: a
+		// host that moved between nodes can be in both batches.
+		for _, id := range slices.Sorted(maps.Keys(batch)) {
+			rep := batch[id]
 			err := q.SetHostReport(ctx, id, rep.r)
 			switch {
 			case errors.Is(err, store.ErrRevoked):
