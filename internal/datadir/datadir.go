@@ -53,7 +53,7 @@ func Acquire(dir, what string) (*Lock, error) {
 		return nil, fmt.Errorf("lock data directory %s: %w", dir, err)
 	}
 	if err := MatchOwner(dir, path); err != nil {
-		f.Close()
+		Unlock(f)
 		return nil, err
 	}
 	// Say who holds it, for the message another process will print.
@@ -98,9 +98,18 @@ func (l *Lock) Release() error {
 	if l == nil || l.f == nil {
 		return nil
 	}
-	err := l.f.Close() // releases the flock
+	err := Unlock(l.f)
 	l.f = nil
 	return err
+}
+
+// Unlock releases the flock on f, then closes f. Closing alone is not
+// enough: a child that another goroutine forked and has not yet exec'd
+// shares f's open file description, and the lock stays held until that
+// child execs, so locking again at once in this process could be refused.
+func Unlock(f *os.File) error {
+	uerr := syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	return errors.Join(uerr, f.Close())
 }
 
 // Database choices.

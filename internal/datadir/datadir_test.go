@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -32,6 +34,41 @@ func TestLock(t *testing.T) {
 	}
 	l.Release()
 	l.Release() // twice is fine
+}
+
+// TestLockAgainWhileForking: a directory released is free at once, even
+// while other goroutines start processes. A child forked and not yet
+// exec'd shares the lock file's description; closing the file alone left
+// the lock held until that child exec'd, and a node restarted in the same
+// process was refused its own data directory.
+func TestLockAgainWhileForking(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_ = exec.Command("/bin/true").Run()
+			}
+		})
+	}
+	defer wg.Wait()
+	defer close(stop)
+	for i := range 300 {
+		l, err := Acquire(dir, "a Lobby node")
+		if err != nil {
+			t.Fatalf("lock %d, after %d releases: %v", i+1, i, err)
+		}
+		if err := l.Release(); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func TestChoice(t *testing.T) {

@@ -34,23 +34,12 @@ func TestNodesAPI(t *testing.T) {
 
 	// Drained, the node gives up the singleton duties at its next beat.
 	admin.want(204, "POST", "/api/v1/nodes/1/actions", map[string]string{"action": "drain"}, nil)
-	deadline := time.Now().Add(20 * time.Second)
-	for s.Member.Leader() || s.Member.Mode() != lobby.NodeDraining {
-		if time.Now().After(deadline) {
-			t.Fatal("the drained node still leads")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	eventually(t, "the drained node gives up the lead", func() bool { return !s.Member.Leader() && s.Member.Mode() == lobby.NodeDraining })
 	if code := getStatus(t, base+"/readyz"); code != 503 {
 		t.Errorf("/readyz of a draining node = %d, want 503", code)
 	}
 	admin.want(204, "POST", "/api/v1/nodes/1/actions", map[string]string{"action": "resume"}, nil)
-	for !s.Member.Leader() {
-		if time.Now().After(deadline) {
-			t.Fatal("the resumed node does not lead again")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	eventually(t, "the resumed node leads again", s.Member.Leader)
 
 	if code := getStatus(t, base+"/readyz"); code != 200 {
 		t.Errorf("/readyz of a resumed node = %d, want 200", code)

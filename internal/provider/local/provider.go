@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"lobby/internal/datadir"
 	"lobby/internal/lobby"
 	"lobby/internal/provider"
 )
@@ -139,7 +140,7 @@ func (p *Provider) Close() error {
 	close(p.stop)
 	p.mu.Unlock()
 	p.wg.Wait()
-	return p.lock.Close() // releases the flock
+	return datadir.Unlock(p.lock)
 }
 
 // lookup returns a known desktop, or an error wrapping

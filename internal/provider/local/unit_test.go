@@ -144,7 +144,7 @@ func TestFamily(t *testing.T) {
 	root := procKey{PID: ps.pid, Start: ps.start}
 	uid := uint32(os.Geteuid())
 	var fam []procKey
-	for deadline := time.Now().Add(5 * time.Second); len(fam) < 3 && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(30 * time.Second); len(fam) < 3 && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
 		fam = family([]procKey{root}, false, uid)
 	}

@@ -66,18 +66,24 @@ func deleteUser(ctx context.Context, name string) error {
 	return nil
 }
 
+// lockedFor bounds how long retryLocked waits for the lock: each holder
+// keeps it a fraction of a second, but a host creating and deleting many
+// desktops at once queues many of them.
+const lockedFor = 30 * time.Second
+
 // retryLocked runs a shadow-utils command, retrying while another one holds
 // the lock on /etc/passwd or /etc/group (parallel agents or tests).
 func retryLocked(ctx context.Context, name string, args ...string) error {
 	delay := 20 * time.Millisecond
-	for attempt := 0; ; attempt++ {
+	deadline := time.Now().Add(lockedFor)
+	for {
 		// No context: killing useradd midway could leave /etc/passwd locked.
 		out, err := exec.Command(name, args...).CombinedOutput()
 		if err == nil {
 			return nil
 		}
 		msg := strings.TrimSpace(string(out))
-		if !strings.Contains(msg, "lock") || attempt >= 10 {
+		if !strings.Contains(msg, "lock") || time.Now().After(deadline) {
 			return fmt.Errorf("%s: %v: %s", name, err, msg)
 		}
 		select {
