@@ -118,7 +118,9 @@ func (c *cluster) killFirstHub(t *testing.T) {
 	})
 	for _, name := range hostNames {
 		// The node can count the link before the agent logs it.
-		logged := func() bool { return strings.Contains(c.agents[name].stderr.String(), "hub="+c.n.url+" hub_name=hub1.test") }
+		logged := func() bool {
+			return strings.Contains(c.agents[name].stderr.String(), "hub="+c.n.url+" hub_name=hub1.test")
+		}
 		eventually(t, "agent "+name+" logs its link to "+c.n.url, logged)
 		console(t, c.n.url, c.holder[name], "e2e")
 	}
