@@ -12,6 +12,7 @@ import (
 	"strconv"
 
 	"lobby/internal/auth"
+	"lobby/internal/freeport"
 	"lobby/internal/pki"
 	"lobby/internal/server"
 )
@@ -56,7 +57,7 @@ func startNodes(ctx context.Context, s nodesSpec) (*procCluster, error) {
 	c := &procCluster{dir: dir}
 	key, password := pki.NewClusterKeyString(), auth.RandomPassword()
 	for site := 1; site <= s.Nodes; site++ {
-		port, err := freePort()
+		port, err := freeport.Pick()
 		if err != nil {
 			c.stop()
 			return nil, err

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"lobby/internal/auth"
+	"lobby/internal/freeport"
 	"lobby/internal/link"
 )
 
@@ -52,7 +53,7 @@ func startNodeSelf(ctx context.Context, dir string, log io.Writer) (*nodeProc, e
 // startNodeProc starts `lobby server --plain-http --data DIR --listen
 // 127.0.0.1:PORT` and signs its administrator in.
 func startNodeProc(ctx context.Context, bin, dir string, log io.Writer) (*nodeProc, error) {
-	port, err := freePort()
+	port, err := freeport.Pick()
 	if err != nil {
 		return nil, err
 	}

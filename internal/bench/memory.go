@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"lobby/internal/freeport"
 	"lobby/internal/provider"
 	"lobby/internal/provider/local"
 )
@@ -145,7 +146,7 @@ func (r *MemoryResult) childNode(ctx context.Context, bin string, settle time.Du
 	if err := os.Chmod(dir, 0o755); err != nil { // desktop users must traverse it
 		return err
 	}
-	port, err := freePort()
+	port, err := freeport.Pick()
 	if err != nil {
 		return err
 	}

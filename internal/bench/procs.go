@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"lobby/internal/freeport"
 	"lobby/internal/osuser"
 )
 
@@ -114,16 +115,6 @@ func (c *child) waitListening(ctx context.Context, addr string, timeout time.Dur
 	}
 }
 
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 // unprivileged returns the credential of user "nobody" when we are root,
 // nil (ourselves) otherwise.
 func unprivileged() (*syscall.Credential, error) {
@@ -141,7 +132,7 @@ func unprivileged() (*syscall.Credential, error) {
 func startWebsockify(ctx context.Context, target string) (*child, string, error) {
 	var lastErr error
 	for range 3 { // the free port may be taken before websockify binds it
-		port, err := freePort()
+		port, err := freeport.Pick()
 		if err != nil {
 			return nil, "", err
 		}
@@ -177,7 +168,7 @@ func startXvnc(ctx context.Context, geometry string, extra ...string) (*xvnc, er
 		if _, err := os.Stat(fmt.Sprintf("/tmp/.X%d-lock", display)); err == nil {
 			continue
 		}
-		port, err := freePort()
+		port, err := freeport.Pick()
 		if err != nil {
 			return nil, err
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/csv"
 	"fmt"
+	"lobby/internal/freeport"
 	"net"
 	"net/http"
 	"os"
@@ -48,11 +49,11 @@ func haproxyVersion(bin string) string {
 // startBalancer starts HAProxy in front of the nodes and waits until it
 // reports every one of them up.
 func startBalancer(ctx context.Context, bin, dir string, nodes []*nodeProc) (*balancer, error) {
-	front, err := freePort()
+	front, err := freeport.Pick()
 	if err != nil {
 		return nil, err
 	}
-	stats, err := freePort()
+	stats, err := freeport.Pick()
 	if err != nil {
 		return nil, err
 	}

@@ -1,14 +1,11 @@
 package e2e
 
 import (
-	"math/rand/v2"
-	"net"
 	"net/http"
-	"os"
-	"strconv"
 	"strings"
 	"testing"
 
+	"lobby/internal/freeport"
 	"lobby/internal/linkproto"
 	"lobby/internal/pki"
 	"lobby/internal/store/pgtest"
@@ -120,32 +117,13 @@ func caOf(tb testing.TB, token string) string {
 }
 
 // freeAddr is a loopback address with a port free now, for a node that
-// must come back on the same address (its agents' hub). The port is
-// below the kernel's ephemeral range, from which every other listener on
-// port 0 and every outgoing connection get theirs: while the node is down
-// between its runs, nothing else in the test run is given its port. (It
-// is above the local provider's VNC ports, 15900-16899.)
+// must come back on the same address (its agents' hub): a port no other
+// listener or connection is given while the node is down between its runs.
 func freeAddr(tb testing.TB) string {
 	tb.Helper()
-	low := 32768 // Linux's default
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			if n, err := strconv.Atoi(f[0]); err == nil {
-				low = n
-			}
-		}
+	addr, err := freeport.Addr()
+	if err != nil {
+		tb.Fatal(err)
 	}
-	const from = 20000
-	if low <= from+100 {
-		tb.Fatalf("the ephemeral port range starts at %d: freeAddr wants ports %d and up below it", low, from)
-	}
-	for range 100 {
-		addr := "127.0.0.1:" + strconv.Itoa(from+rand.IntN(low-from))
-		if l, err := net.Listen("tcp", addr); err == nil {
-			l.Close()
-			return addr
-		}
-	}
-	tb.Fatalf("no free port from %d to %d on 127.0.0.1", from, low-1)
-	return ""
+	return addr
 }

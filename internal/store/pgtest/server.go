@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"lobby/internal/freeport"
 	"lobby/internal/osuser"
 
 	"github.com/jackc/pgx/v5"
@@ -142,9 +142,9 @@ func initdb(ctx context.Context, data string, cred *syscall.Credential) error {
 }
 
 func start(ctx context.Context, dir, data, sock string, cred *syscall.Credential) (*Server, error) {
-	port, err := freePort()
+	port, err := freeport.Pick()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("pgtest: %w", err)
 	}
 	s := &Server{dir: dir, port: port, log: new(bytes.Buffer), done: make(chan struct{})}
 	s.cmd = exec.Command(filepath.Join(BinDir, "postgres"),
@@ -202,15 +202,6 @@ func (s *Server) waitReady(ctx context.Context) error {
 			return nil
 		}
 	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("pgtest: find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // URL returns the server's connection URL (superuser postgres, database
