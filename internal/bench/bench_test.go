@@ -3,9 +3,11 @@ package bench
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -176,4 +178,31 @@ func TestTakeover(t *testing.T) {
 		t.Errorf("HAProxy is installed (or CI, where make test installs it) but the balancer was not measured: %q %+v", r.Balancer, r.Rounds[0])
 	}
 	printed(t, r.Print, "every job elsewhere", "new leader", "no job run twice")
+}
+
+// TestLockHeld: an X lock file counts only while its process lives.
+func TestLockHeld(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(body), 0o444); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]bool{
+		filepath.Join(dir, "missing"):                           false,
+		write("live", fmt.Sprintf("%10d\n", os.Getpid())):       true,
+		write("stale", fmt.Sprintf("%10d\n", gone.Process.Pid)): false,
+		write("garbled", "not a pid\n"):                         true,
+	} {
+		if got := lockHeld(path); got != want {
+			t.Errorf("lockHeld(%s) = %t, want %t", filepath.Base(path), got, want)
+		}
+	}
 }

@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -163,9 +164,9 @@ func startXvnc(ctx context.Context, geometry string, extra ...string) (*xvnc, er
 	if err != nil {
 		return nil, err
 	}
-	var lastErr error
+	lastErr := errors.New("displays 150 to 159 are all in use")
 	for display := 150; display < 160; display++ {
-		if _, err := os.Stat(fmt.Sprintf("/tmp/.X%d-lock", display)); err == nil {
+		if lockHeld(fmt.Sprintf("/tmp/.X%d-lock", display)) {
 			continue
 		}
 		port, err := freeport.Pick()
@@ -179,10 +180,30 @@ func startXvnc(ctx context.Context, geometry string, extra ...string) (*xvnc, er
 		if err != nil {
 			return nil, fmt.Errorf("%w (install tigervnc-standalone-server)", err)
 		}
-		if lastErr = c.waitListening(ctx, addr, 10*time.Second); lastErr == nil {
+		if err = c.waitListening(ctx, addr, 30*time.Second); err == nil {
 			return &xvnc{child: c, addr: addr}, nil
 		}
+		lastErr = err
 		c.stop(time.Second)
 	}
 	return nil, fmt.Errorf("start Xvnc: %w", lastErr)
+}
+
+// lockHeld reports whether an X display's lock file names a live
+// process. A lock that an Xvnc killed outright left behind is stale, and a
+// new Xvnc replaces it; skipping those, the bench's ten displays ran out
+// on a machine that keeps /tmp (four were stale here after a day).
+func lockHeld(path string) bool {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return false
+	}
+	if err != nil {
+		return true
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return true
+	}
+	return !errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
 }
