@@ -145,6 +145,12 @@ type Queue struct {
 	nodes  *watch
 	runs   *runs
 
+	// starting is held to start the client and read to insert: River
+	// (v0.43) sets a producer's fetch trigger in Start without a lock,
+	// and an insert outside a transaction pulls that trigger on drivers
+	// without a listener (SQLite): a node leaving maintenance mode
+	// restarted its queue while the pool manager inserted, a data race.
+	starting    sync.RWMutex
 	fenceOnce   sync.Once
 	fenceCtx    context.Context // done once fenced
 	fenceCancel context.CancelFunc
@@ -208,7 +214,10 @@ func (q *Queue) Start(ctx context.Context) error {
 		return errFenced // only a restart brings a fenced node back
 	}
 	q.watchNodes(ctx) // route with the cluster in view from the first job
-	if err := q.client.Start(ctx); err != nil {
+	q.starting.Lock()
+	err := q.client.Start(ctx)
+	q.starting.Unlock()
+	if err != nil {
 		return err
 	}
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -378,7 +387,9 @@ func (q *Queue) Get(ctx context.Context, id string) (Job, error) {
 // insert enqueues a job in the queue of the site that should run it.
 func (q *Queue) insert(ctx context.Context, args river.JobArgs, desktopID string) (Job, error) {
 	site := q.route(ctx, desktopID)
+	q.starting.RLock()
 	res, err := q.client.Insert(ctx, args, &river.InsertOpts{Queue: SiteQueue(site)})
+	q.starting.RUnlock()
 	if err != nil {
 		return Job{}, fmt.Errorf("enqueue %s: %w", args.Kind(), err)
 	}
