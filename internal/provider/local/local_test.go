@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -522,6 +523,39 @@ func TestXvncDies(t *testing.T) {
 			t.Fatal("the desktop was not recorded as stopped, or its lock file remains")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestStaleKeymapOfAnotherUser: an Xvnc killed while it started leaves
+// its compiled keymap in /tmp, owned by its desktop's user. The next Xvnc
+// on that display, run by another desktop's user, could not replace it
+// and exited at once ("Cannot open /tmp/server-N.xkm"): a CI run lost a
+// console to it. The provider now removes a keymap no server holds.
+func TestStaleKeymapOfAnotherUser(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the stale keymap must belong to another user than the desktop's")
+	}
+	// One display, outside the default range the other tests share.
+	n := 1000 + rand.IntN(1000)
+	b := setup(t, &Config{DisplayMin: n, DisplayMax: n})
+	if err := os.WriteFile(xkmPath(n), []byte("stale"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(xkmPath(n)) })
+	if err := os.Chown(xkmPath(n), 65534, 65534); err != nil { // nobody
+		t.Fatal(err)
+	}
+	b.create(t, "keymap")
+	b.start(t, "keymap")
+	conn, err := b.p.DialConsole(b.ctx, "keymap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	readFramebuffer(t, conn, 1280, 800)
+	if fi, err := os.Stat(xkmPath(n)); err == nil && fi.Sys().(*syscall.Stat_t).Uid == 65534 {
+		t.Errorf("the stale keymap %s is still there", xkmPath(n))
 	}
 }
 

@@ -126,9 +126,17 @@ func (p *Provider) clearRunning(d *desktop, power lobby.PowerState) error {
 func lockPath(n int) string   { return "/tmp/.X" + strconv.Itoa(n) + "-lock" }
 func socketPath(n int) string { return "/tmp/.X11-unix/X" + strconv.Itoa(n) }
 
-// cleanDisplay removes the lock file and socket of display n when no live
-// X server holds them: Xvnc removes them when it exits cleanly, not when
-// it is killed.
+// xkmPath is where the X server of display n has its keymap compiled
+// (its own XKM directory is not writable by a desktop's user). The server
+// deletes it once loaded; one killed while starting leaves it, and the
+// next Xvnc on n, run by another user, cannot replace it in the sticky
+// /tmp: it exits with "Cannot open /tmp/server-N.xkm to write keyboard
+// description".
+func xkmPath(n int) string { return "/tmp/server-" + strconv.Itoa(n) + ".xkm" }
+
+// cleanDisplay removes the lock file, socket and compiled keymap of
+// display n when no live X server holds them: Xvnc removes them when it
+// exits cleanly, not when it is killed.
 func cleanDisplay(n, xvncPID int) {
 	if b, err := os.ReadFile(lockPath(n)); err == nil {
 		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
@@ -146,6 +154,7 @@ func cleanDisplay(n, xvncPID int) {
 		}
 		_ = os.Remove(socketPath(n))
 	}
+	_ = os.Remove(xkmPath(n))
 }
 
 // Suspend stops every process of a running desktop with SIGSTOP; its

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -213,7 +214,7 @@ func (p *Provider) allocate(d *desktop) (display, port int, err error) {
 		usedDisplays[o.st.Display], usedPorts[o.st.Port] = true, true
 	}
 	display = pick(p.cfg.DisplayMin, p.cfg.DisplayMax, func(n int) bool {
-		return !usedDisplays[n] && !exists(lockPath(n)) && !exists(socketPath(n))
+		return !usedDisplays[n] && !exists(lockPath(n)) && !exists(socketPath(n)) && noStaleKeymap(n)
 	})
 	port = pick(p.cfg.PortMin, p.cfg.PortMax, func(n int) bool { return !usedPorts[n] && portFree(n) })
 	switch {
@@ -240,6 +241,15 @@ func pick(lo, hi int, free func(int) bool) int {
 }
 
 func exists(path string) bool { _, err := os.Lstat(path); return err == nil }
+
+// noStaleKeymap removes the keymap a killed X server left for display n,
+// which no server holds (n has no lock file), and reports whether none is
+// left: an agent not run as root cannot remove another user's, and must
+// take another display.
+func noStaleKeymap(n int) bool {
+	err := os.Remove(xkmPath(n))
+	return err == nil || errors.Is(err, fs.ErrNotExist)
+}
 
 // portFree reports whether port can be bound on 127.0.0.1 and, where the
 // machine has IPv6, on ::1 (Xvnc -localhost binds both).
