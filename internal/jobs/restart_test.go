@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"lobby/internal/hostconn"
-	"lobby/internal/jobs"
 	"lobby/internal/store"
 )
 
@@ -20,11 +18,7 @@ func TestRestartWhileInserting(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, store.SQLite)
 	c.node(1, "ins_a")
-	st, _ := c.db.open(t)
-	q, err := jobs.New(jobs.Config{Store: st, Hosts: hostconn.NewRegistry(), SiteID: 1, Instance: "ins_a", Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
+	q := c.queue(1, "ins_a", opts{later: true})
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
